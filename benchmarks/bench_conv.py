@@ -1,0 +1,218 @@
+"""Side-by-side timing of cnnref's conv (and max-pool) layers against PyTorch CPU and jax.jit.
+
+One process, one thread for every library, float32 and float64. Prints a
+Markdown table of median times and ratios to PyTorch. This is a benchmark,
+not a test: nothing here asserts a speed.
+
+    python benchmarks/bench_conv.py [--repeat 15] [--json out.json]
+
+The thread limits must be set before numpy, torch or jax are imported, which
+is why they are set at the top of this file.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+    os.environ[_var] = "1"
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import timeit  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import cnnref  # noqa: E402
+
+# name: (N, C_in, H, W, C_out, k, stride, padding)
+WORKLOADS = {
+    "W1": (64, 1, 28, 28, 6, 5, 1, 0),
+    "W2": (32, 16, 32, 32, 32, 3, 1, 1),
+    "W3": (32, 16, 32, 32, 32, 3, 2, 1),
+    "W4": (256, 1, 8, 8, 8, 3, 1, 1),
+}
+# name: (N, C, H, W, size, stride)
+POOL_WORKLOADS = {
+    "P1": (64, 6, 24, 24, 2, 2),
+    "P2": (32, 32, 32, 32, 2, 2),
+    "P3": (32, 32, 32, 32, 3, 2),
+}
+
+
+def median_time(fn, repeat: int) -> float:
+    fn()  # warm-up (jit compilation, allocator)
+    number = 3
+    return float(np.median(timeit.repeat(fn, number=number, repeat=repeat))) / number
+
+
+def conv_cases(dtype, spec, rng):
+    n, c, h, w_, o, k, s, p = spec
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((o, c, k, k)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    z = cnnref.conv2d_forward(x, w, b, stride=s, padding=p)
+    dz = rng.standard_normal(z.shape).astype(dtype)
+    cases = {}
+
+    def ref_fwd():
+        cnnref.conv2d_forward(x, w, b, stride=s, padding=p)
+
+    def ref_fb():
+        cnnref.conv2d_forward(x, w, b, stride=s, padding=p)
+        cnnref.conv2d_backward(dz, x, w, stride=s, padding=p)
+
+    cases["cnnref"] = (ref_fwd, ref_fb)
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(1)
+        xt, wt, bt, dzt = (torch.from_numpy(a) for a in (x, w, b, dz))
+        xt.requires_grad_(True)
+        wt.requires_grad_(True)
+        bt.requires_grad_(True)
+
+        def torch_fwd():
+            with torch.no_grad():
+                torch.nn.functional.conv2d(xt, wt, bt, stride=s, padding=p)
+
+        def torch_fb():
+            zt = torch.nn.functional.conv2d(xt, wt, bt, stride=s, padding=p)
+            torch.autograd.grad(zt, (xt, wt, bt), dzt)
+
+        cases["torch"] = (torch_fwd, torch_fb)
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    def jconv(x, w, b):
+        z = jax.lax.conv_general_dilated(
+            x, w, (s, s), [(p, p), (p, p)], dimension_numbers=("NCHW", "OIHW", "NCHW")
+        )
+        return z + b[None, :, None, None]
+
+    jf = jax.jit(jconv)
+    jfb = jax.jit(lambda x, w, b, dz: jax.vjp(jconv, x, w, b)[1](dz))
+    xj, wj, bj, dzj = (jnp.asarray(a) for a in (x, w, b, dz))
+    cases["jax.jit"] = (
+        lambda: jf(xj, wj, bj).block_until_ready(),
+        lambda: jax.block_until_ready(jfb(xj, wj, bj, dzj)),
+    )
+    return cases
+
+
+def pool_cases(dtype, spec, rng):
+    n, c, h, w_, size, stride = spec
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    y = cnnref.maxpool2d_forward(x, size, stride)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    cases = {}
+
+    def ref_fb():
+        cnnref.maxpool2d_forward(x, size, stride)
+        cnnref.maxpool2d_backward(dy, x, size, stride)
+
+    cases["cnnref"] = ref_fb
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        xt, dyt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+
+        def torch_fb():
+            yt = torch.nn.functional.max_pool2d(xt, size, stride)
+            torch.autograd.grad(yt, xt, dyt)
+
+        cases["torch"] = torch_fb
+
+    import jax
+    import jax.numpy as jnp
+
+    def jpool(x):
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, size, size), (1, 1, stride, stride), "VALID")
+
+    jfb = jax.jit(lambda x, dy: jax.vjp(jpool, x)[1](dy))
+    xj, dyj = jnp.asarray(x), jnp.asarray(dy)
+    cases["jax.jit"] = lambda: jax.block_until_ready(jfb(xj, dyj))
+    return cases
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=15, help="timing repeats; the median is reported")
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--only", choices=("conv", "pool"), help="run only one group")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    rows = []
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    import jax
+
+    print(
+        f"# machine: {platform.machine()}, {os.cpu_count()} logical CPUs, python {platform.python_version()}, "
+        f"numpy {np.__version__}, torch {torch_version}, jax {jax.__version__}; 1 thread each\n"
+    )
+    if args.only in (None, "conv"):
+        print("| workload | dtype | pass | cnnref ms | torch ms | jax.jit ms | cnnref/torch | jax/torch |")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
+        for dtype in (np.float64, np.float32):
+            for name, spec in WORKLOADS.items():
+                cases = conv_cases(dtype, spec, rng)
+                for k, label in ((0, "fwd"), (1, "fwd+bwd")):
+                    t = {lib: median_time(fns[k], args.repeat) for lib, fns in cases.items()}
+                    row = dict(workload=name, dtype=np.dtype(dtype).name, kind=label, **{f"{k_} s": v for k_, v in t.items()})
+                    rows.append(row)
+                    tt = t.get("torch")
+                    print(
+                        f"| {name} | {np.dtype(dtype).name} | {label} | {1e3 * t['cnnref']:.3f} | "
+                        + (f"{1e3 * tt:.3f}" if tt else "n/a")
+                        + f" | {1e3 * t['jax.jit']:.3f} | "
+                        + (f"{t['cnnref'] / tt:.2f}" if tt else "n/a")
+                        + " | "
+                        + (f"{t['jax.jit'] / tt:.2f}" if tt else "n/a")
+                        + " |",
+                        flush=True,
+                    )
+    if args.only in (None, "pool"):
+        print("\n| pool workload | dtype | pass | cnnref ms | torch ms | jax.jit ms | cnnref/torch | jax/torch |")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
+        for dtype in (np.float64, np.float32):
+            for name, spec in POOL_WORKLOADS.items():
+                cases = pool_cases(dtype, spec, rng)
+                t = {lib: median_time(fn, args.repeat) for lib, fn in cases.items()}
+                rows.append(dict(workload=name, dtype=np.dtype(dtype).name, kind="maxpool fwd+bwd", **{f"{k} s": v for k, v in t.items()}))
+                tt = t.get("torch")
+                print(
+                    f"| {name} | {np.dtype(dtype).name} | fwd+bwd | {1e3 * t['cnnref']:.3f} | "
+                    + (f"{1e3 * tt:.3f}" if tt else "n/a")
+                    + f" | {1e3 * t['jax.jit']:.3f} | "
+                    + (f"{t['cnnref'] / tt:.2f}" if tt else "n/a")
+                    + " | "
+                    + (f"{t['jax.jit'] / tt:.2f}" if tt else "n/a")
+                    + " |",
+                    flush=True,
+                )
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(dict(torch=torch_version, jax=jax.__version__, numpy=np.__version__, rows=rows), fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

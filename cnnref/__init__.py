@@ -1,0 +1,42 @@
+"""cnnref: a readable, verified numpy reference for CNN forward and backward passes.
+
+Every public function states the shapes it takes and the book equation it
+implements (by its label, e.g. ``[eq-layer-forward]``). Layer operations come
+in two tiers: the default vectorised form and a ``*_loop`` form that mirrors
+the book's sums index for index.
+"""
+
+from . import gradcheck, matlab
+from .activations import relu, relu_prime, sigmoid, sigmoid_prime, tanh, tanh_prime
+from .conv import conv2d_backward, conv2d_backward_loop, conv2d_forward, conv2d_forward_loop
+from .correlation import convolve2d, convolve2d_loop, correlate2d, correlate2d_loop, rot180
+from .dense import dense_backward, dense_forward, flatten, unflatten
+from .losses import (
+    half_squared_error,
+    half_squared_error_grad,
+    softmax,
+    softmax_cross_entropy,
+    softmax_cross_entropy_grad,
+)
+from .pooling import (
+    avgpool2d_backward,
+    avgpool2d_backward_loop,
+    avgpool2d_forward,
+    maxpool2d_backward,
+    maxpool2d_backward_loop,
+    maxpool2d_forward,
+)
+from .sizes import output_size
+
+__all__ = [
+    "avgpool2d_backward", "avgpool2d_backward_loop", "avgpool2d_forward",
+    "conv2d_backward", "conv2d_backward_loop", "conv2d_forward", "conv2d_forward_loop",
+    "convolve2d", "convolve2d_loop", "correlate2d", "correlate2d_loop",
+    "dense_backward", "dense_forward", "flatten", "unflatten",
+    "gradcheck", "matlab",
+    "half_squared_error", "half_squared_error_grad",
+    "maxpool2d_backward", "maxpool2d_backward_loop", "maxpool2d_forward",
+    "output_size", "relu", "relu_prime", "rot180",
+    "sigmoid", "sigmoid_prime", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_grad",
+    "tanh", "tanh_prime",
+]
