@@ -22,7 +22,7 @@ Backward, given ``dz = ∂E/∂z`` (the deltas):
   ``s_h i + d_h u = p`` and ``s_w j + d_w v = q``; ``dx`` is ``dx_pad`` with the padding cropped ([eq-input-grad]).
 
 Two tiers: ``conv2d_forward`` / ``conv2d_backward`` are vectorised (one
-strided window view, one copy into an im2col matrix, one matrix product);
+strided window view, one copy into per-example im2col matrices, batched matrix products);
 ``conv2d_forward_loop`` / ``conv2d_backward_loop`` are the same sums written
 as loops, index for index, for the book and the tests on tiny inputs.
 """
@@ -66,19 +66,20 @@ def _pad(x: np.ndarray, padding) -> np.ndarray:
 
 
 def _im2col(xp: np.ndarray, kernel_hw, stride, dilation, out_hw) -> np.ndarray:
-    """The receptive fields of every output position as one matrix.
+    """The receptive fields of every output position, one matrix per example.
 
-    Returns ``cols`` of shape (C_in·K_h·K_w, N·H'·W') with
-    ``cols[(c, u, v), (n, i, j)] = x_pad[n, c, s_h i + d_h u, s_w j + d_w v]``.
-    The row order (c, u, v) matches ``w.reshape(C_out, -1)``; putting the long
-    N·H'·W' axis last makes the copy stream along rows of the input.
+    Returns ``cols`` of shape (N, C_in·K_h·K_w, H'·W') with
+    ``cols[n, (c, u, v), (i, j)] = x_pad[n, c, s_h i + d_h u, s_w j + d_w v]``.
+    The row order (c, u, v) matches ``w.reshape(C_out, -1)``, so that
+    ``w_mat @ cols[n]`` is example n's output already in (C_out, H'·W') order:
+    no transpose of the result is needed, and the copy streams along image rows.
     """
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel_hw, stride, dilation, out_hw
     span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
     win = sliding_window_view(xp, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
     win = win[:, :, :ho, :wo]  # (N, C, H', W', K_h, K_w), still a view
     n, c = xp.shape[:2]
-    return np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3)).reshape(c * kh * kw, n * ho * wo)
+    return np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(n, c * kh * kw, ho * wo)
 
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1) -> np.ndarray:
@@ -91,11 +92,11 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1) -> np.ndarr
     x, w, b, stride, padding, dilation, (ho, wo) = _check_layer(x, w, b, stride, padding, dilation)
     dtype = result_dtype(x, w) if b is None else result_dtype(x, w, b)
     cols = _im2col(_pad(x.astype(dtype, copy=False), padding), w.shape[2:], stride, dilation, (ho, wo))
-    z = w.reshape(w.shape[0], -1).astype(dtype, copy=False) @ cols  # (C_out, N·H'·W')
-    z = z.reshape(w.shape[0], x.shape[0], ho, wo).transpose(1, 0, 2, 3)
+    z = np.matmul(w.reshape(w.shape[0], -1).astype(dtype, copy=False), cols)  # (N, C_out, H'·W')
+    z = z.reshape(x.shape[0], w.shape[0], ho, wo)
     if b is not None:
-        z = z + b.astype(dtype, copy=False)[None, :, None, None]
-    return np.ascontiguousarray(z)
+        z += b.astype(dtype, copy=False)[None, :, None, None]
+    return z
 
 
 def conv2d_backward(dz, x, w, *, stride=1, padding=0, dilation=1):
@@ -113,26 +114,25 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0, dilation=1):
     check_shape(dz, (n, c_out, ho, wo), "dz", "the shape of conv2d_forward's output for these x, w and settings")
     dtype = result_dtype(dz, x, w)
     xp = _pad(x.astype(dtype, copy=False), padding)
-    cols = _im2col(xp, (kh, kw), stride, dilation, (ho, wo))
-    dz_mat = np.ascontiguousarray(dz.astype(dtype, copy=False).transpose(1, 0, 2, 3)).reshape(c_out, -1)
+    cols = _im2col(xp, (kh, kw), stride, dilation, (ho, wo))  # (N, C·K_h·K_w, H'·W')
+    dz_mat = np.ascontiguousarray(dz, dtype=dtype).reshape(n, c_out, ho * wo)
     w_mat = w.reshape(c_out, -1).astype(dtype, copy=False)
 
-    db = dz_mat.sum(axis=1)
-    dw = (dz_mat @ cols.T).reshape(w.shape)
+    db = dz_mat.sum(axis=(0, 2))
+    dw = np.matmul(dz_mat, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
 
     # col2im: every kernel tap (u, v) adds its slice of the column gradient back
     # onto the input positions it read; overlapping windows accumulate (+=).
-    dcols = (w_mat.T @ dz_mat).reshape(c, kh, kw, n, ho, wo)
+    dcols = np.matmul(w_mat.T, dz_mat).reshape(n, c, kh, kw, ho, wo)
     (sh, sw), (dh, dw_), (ph, pw) = stride, dilation, padding
-    dxp = np.zeros((n, c) + xp.shape[2:], dtype=dtype)
+    dxp = np.zeros(xp.shape, dtype=dtype)
     for u in range(kh):
         for v in range(kw):
             r0, c0 = dh * u, dw_ * v
-            dxp[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw] += dcols[:, u, v].transpose(
-                1, 0, 2, 3
-            )
-    dx = dxp[:, :, ph : ph + h, pw : pw + wdt]
-    return np.ascontiguousarray(dx), dw, db
+            dxp[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw] += dcols[:, :, u, v]
+    if ph or pw:
+        dxp = np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + wdt])
+    return dxp, dw, db
 
 
 # --- loop forms -------------------------------------------------------------------------------
