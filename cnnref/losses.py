@@ -5,10 +5,11 @@
   y (N,):  E = −Σ_n log softmax(s_n)[y_n],  ∂E/∂s = softmax(s) − onehot(y)   ([eq-softmax-ce-grad])
 
 ``reduction="sum"`` adds over the batch, ``"mean"`` divides by the batch size N
-(the first axis). The sources use the sum for ½-squared error and source 004
-divides by N; frameworks default to the mean for cross-entropy. The defaults
-below follow that, and the choice only rescales the gradient (and so the
-learning rate) by N.
+(the first axis). The sources write ½-squared error as a sum (source 004
+sums the per-example gradients over the stacked batch); the MATLAB-style
+network of Part III divides by N; frameworks default to the mean for
+cross-entropy. The defaults below follow that. The choice only rescales the
+gradient, and so the learning rate, by N.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ REDUCTIONS = ("sum", "mean")
 
 def _scale(n: int, reduction: str) -> float:
     check_mode(reduction, REDUCTIONS, "reduction")
+    if reduction == "mean" and n == 0:
+        raise ValueError("reduction='mean' needs at least one example, got N=0 (an empty batch)")
     return 1.0 if reduction == "sum" else 1.0 / n
 
 
@@ -52,6 +55,8 @@ def _check_logits(s, labels):
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"labels must be an integer array of class indices, got dtype {labels.dtype}")
+    if s.shape[1] == 0:
+        raise ValueError(f"logits must have at least one class (shape (N, K) with K >= 1), got {s.shape}")
     if labels.shape != (s.shape[0],):
         raise ValueError(f"labels must have shape (N,) = ({s.shape[0]},), got {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= s.shape[1]):
