@@ -37,11 +37,18 @@ def _align(a: np.ndarray, b: np.ndarray):
     return a.reshape(a.shape + (1,) * (nd - a.ndim)), b.reshape(b.shape + (1,) * (nd - b.ndim))
 
 
-def _convn_full(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    padded = np.pad(a, [(n - 1, n - 1) for n in b.shape])
-    win = sliding_window_view(padded, b.shape)  # out_shape + b.shape
-    axes = tuple(range(a.ndim, 2 * a.ndim))
-    return np.tensordot(win, np.flip(b), axes=(axes, tuple(range(b.ndim))))
+def _pad_widths(nb: int, shape: str) -> tuple[int, int]:
+    """Zeros before/after an axis of A so that a valid correlation with flip(B) gives ``shape``.
+
+    'full' output element t is ``Σ_j A[t − j] B[j]``: pad by nb − 1 on both sides.
+    'same' keeps full[⌊nb/2⌋ : ⌊nb/2⌋ + na]: pad by (nb − 1 − ⌊nb/2⌋, ⌊nb/2⌋).
+    'valid' keeps only the positions with B inside A: no padding.
+    """
+    if shape == "full":
+        return nb - 1, nb - 1
+    if shape == "same":
+        return nb - 1 - nb // 2, nb // 2
+    return 0, 0
 
 
 def convn(a, b, shape: str = "full") -> np.ndarray:
@@ -58,18 +65,12 @@ def convn(a, b, shape: str = "full") -> np.ndarray:
         raise ValueError(f"a and b must not be empty, got shapes {a.shape} and {b.shape}")
     a, b = _align(a, b)
     dtype = result_dtype(a, b)
-    if shape == "valid":
-        out_shape = tuple(max(na - nb + 1, 0) for na, nb in zip(a.shape, b.shape))
-        if 0 in out_shape:
-            return np.zeros(out_shape, dtype=dtype)
-        starts = [nb - 1 for nb in b.shape]
-    elif shape == "same":
-        out_shape = a.shape
-        starts = [nb // 2 for nb in b.shape]
-    else:
-        return _convn_full(a, b).astype(dtype, copy=False)
-    full = _convn_full(a, b)
-    return full[tuple(slice(s, s + n) for s, n in zip(starts, out_shape))].astype(dtype, copy=False)
+    if shape == "valid" and any(nb > na for na, nb in zip(a.shape, b.shape)):
+        return np.zeros(tuple(max(na - nb + 1, 0) for na, nb in zip(a.shape, b.shape)), dtype=dtype)
+    padded = np.pad(a, [_pad_widths(nb, shape) for nb in b.shape])
+    win = sliding_window_view(padded, b.shape)  # out_shape + b.shape, a view
+    axes = tuple(range(a.ndim, 2 * a.ndim))
+    return np.tensordot(win, np.flip(b), axes=(axes, tuple(range(b.ndim)))).astype(dtype, copy=False)
 
 
 def conv2(a, b, shape: str = "full") -> np.ndarray:
