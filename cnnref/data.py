@@ -1,0 +1,123 @@
+"""The handwritten-digits data set and its minibatches (book: "Training a CNN on digits").
+
+scikit-learn ships 1,797 greyscale digits of 8 × 8 pixels with integer
+intensities 0..16 (no download needed). :func:`load_digits` scales them to
+[0, 1], lays them out NCHW with one channel and splits them once, stratified
+by class, with a fixed seed:
+
+* ``x_train`` : (N_train, 1, 8, 8) float64 in [0, 1]
+* ``y_train`` : (N_train,) int64 class labels 0..9
+* ``x_test``  : (N_test, 1, 8, 8)
+* ``y_test``  : (N_test,)
+
+with ``N_test = ceil(test_size · 1797)``, ``N_train = 1797 − N_test``.
+
+:func:`batch_indices` / :func:`minibatches` give the minibatches of one epoch:
+a permutation of the training set drawn from ``np.random.default_rng([seed, epoch])``,
+cut into consecutive slices of ``batch_size`` (the last one may be shorter).
+The same ``(seed, epoch)`` always gives the same batches, which is what lets the
+book train the same network twice, once with ``cnnref`` and once with jax, and
+compare them step for step.
+
+scikit-learn is an optional dependency (``pip install cnnref[data]``); it is
+imported only when :func:`load_digits` is called.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from ._validate import as_int
+
+N_CLASSES = 10
+IMAGE_SHAPE = (1, 8, 8)
+PIXEL_MAX = 16.0  # sklearn's digits are 4-bit intensities 0..16
+
+
+class Digits(NamedTuple):
+    """A stratified train/test split of the digits, NCHW float64 images in [0, 1] and int labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_digits(test_size: float = 0.2, seed: int = 0) -> Digits:
+    """The digits, scaled to [0, 1], split stratified into train and test (fixed by ``seed``).
+
+    test_size: fraction in (0, 1) of the 1,797 images held out for testing.
+    seed: int >= 0 for sklearn's ``train_test_split`` (the split is the same for the same seed).
+    Returns :class:`Digits` ``(x_train, y_train, x_test, y_test)``, shapes in the module docstring.
+    """
+    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, (float, int, np.floating, np.integer)):
+        raise TypeError(f"test_size must be a float in (0, 1), got {test_size!r} of type {type(test_size).__name__}")
+    if not 0.0 < float(test_size) < 1.0:
+        raise ValueError(f"test_size must lie strictly between 0 and 1, got {test_size!r}")
+    seed = as_int(seed, "seed", "a non-negative int")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed}")
+    try:
+        from sklearn.datasets import load_digits as _sk_load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "cnnref.data.load_digits needs scikit-learn (the data set ships with it); "
+            "install it with `pip install 'cnnref[data]'` or `pip install scikit-learn`"
+        ) from exc
+    bunch = _sk_load_digits()
+    x = (bunch.images.astype(np.float64) / PIXEL_MAX)[:, None, :, :]  # (1797, 1, 8, 8)
+    y = bunch.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=float(test_size), random_state=seed, stratify=y)
+    return Digits(np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te)
+
+
+def batch_indices(n: int, batch_size: int, *, seed: int, epoch: int) -> list[np.ndarray]:
+    """Index arrays of the minibatches of one epoch.
+
+    A permutation of ``range(n)`` from ``np.random.default_rng([seed, epoch])``, cut into
+    ``ceil(n / batch_size)`` consecutive slices of ``batch_size`` (the last may be shorter).
+    Every index appears exactly once per epoch.
+    """
+    n = as_int(n, "n")
+    batch_size = as_int(batch_size, "batch_size")
+    seed = as_int(seed, "seed")
+    epoch = as_int(epoch, "epoch")
+    for name, value in (("n", n), ("batch_size", batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value}")
+    for name, value in (("seed", seed), ("epoch", epoch)):
+        if value < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {value}")
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def minibatches(x, y, batch_size: int, *, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(x[idx], y[idx])`` for the index arrays of :func:`batch_indices` (one epoch).
+
+    x: (N, ...) array; y: (N,) array. Shapes of the batches: (B, ...) and (B,), B <= batch_size.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim < 1 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x must be (N, ...) and y (N,) with the same N, got x {x.shape} and y {y.shape}")
+    for idx in batch_indices(x.shape[0], batch_size, seed=seed, epoch=epoch):
+        yield x[idx], y[idx]
+
+
+def one_hot(labels, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Targets t (N, K) float64 with ``t[n, labels[n]] = 1`` and 0 elsewhere (for the ½-squared error)."""
+    labels = np.asarray(labels)
+    n_classes = as_int(n_classes, "n_classes")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"labels must be an integer array of class indices, got dtype {labels.dtype}")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must have shape (N,), got {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes - 1}], got values from {labels.min()} to {labels.max()}")
+    t = np.zeros((labels.shape[0], n_classes))
+    t[np.arange(labels.shape[0]), labels] = 1.0
+    return t
