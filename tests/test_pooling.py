@@ -112,10 +112,13 @@ def test_loop_forms_match_vectorised(settings):
     x, dy = _problem(seed=2, **settings)
     assert_close(maxpool2d_backward_loop(dy, x, **settings), maxpool2d_backward(dy, x, **settings))
     assert_close(avgpool2d_backward_loop(dy, x, **settings), avgpool2d_backward(dy, x, **settings))
-    # with many ties (small integers), the loops' row-major scan and argmax's first occurrence agree
+    # with many ties (small integers), the loops' row-major scan and the vectorised tie rule route
+    # every gradient to the same pixel. Overlapping windows add several dy values into one pixel, and
+    # the loop adds them window by window while the vectorised form adds them tap by tap: the sums
+    # may differ in the last bit (float addition is not associative), while a misrouted gradient
+    # would differ by O(1). Hence assert_close (1e-12 of the largest magnitude), not bit equality.
     ties = np.random.default_rng(3).integers(0, 3, X_SHAPE).astype(float)
-    np.testing.assert_array_equal(maxpool2d_backward_loop(dy, ties, **settings),
-                                  maxpool2d_backward(dy, ties, **settings))
+    assert_close(maxpool2d_backward_loop(dy, ties, **settings), maxpool2d_backward(dy, ties, **settings))
 
 
 # Max pooling of distinct values spaced 0.25 apart is linear near x as long as no entry moves
@@ -335,7 +338,8 @@ def test_property_loop_forms_match_vectorised(cfg, seed, ties):
     if ties:
         x = np.floor(x / 4)  # many equal values per window
     args = (cfg["size"], cfg["stride"])
-    np.testing.assert_array_equal(maxpool2d_backward_loop(dy, x, *args), maxpool2d_backward(dy, x, *args))
+    # same numbers up to the order of the overlapping sums (see test_loop_forms_match_vectorised)
+    assert_close(maxpool2d_backward_loop(dy, x, *args), maxpool2d_backward(dy, x, *args))
     assert_close(avgpool2d_backward_loop(dy, x, *args), avgpool2d_backward(dy, x, *args))
 
 
