@@ -71,7 +71,7 @@ def _pad(x: np.ndarray, padding) -> np.ndarray:
 # fits in a core's L2 cache, and write their temporaries into reused scratch
 # buffers (see _workspace.py): both measured to matter more than the
 # arithmetic for the layer sizes of this book.
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 22  # 4 MiB: best or tied on the four benchmark workloads (benchmarks/bench_conv.py)
 
 
 def _chunks(n: int, bytes_per_example: int):
