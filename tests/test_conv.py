@@ -328,13 +328,14 @@ def test_inputs_are_not_modified():
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, RTOL64), (np.float32, RTOL32)], ids=["float64", "float32"])
 def test_batch_larger_than_one_work_chunk_matches_jax(dtype, rtol, monkeypatch):
     # The vectorised forms process the batch in pieces of about _CHUNK_BYTES of im2col.
-    # 13 examples of 3x30x30 with 3x3 kernels need ~97 kB (float64) of im2col each; with the
-    # chunk pinned at 200 kB the batch is split into pieces of 2 (float64) or 4 (float32)
-    # examples with a partial last piece, which the tiny inputs of the other tests never are.
+    # 13 examples of 3x30x30 with 3x3 kernels need 194 kB (float64) or 97 kB (float32) of im2col
+    # each; with the chunk pinned at 450 kB the batch is split into pieces of 2 (float64) or 4
+    # (float32) examples with a partial last piece, which the tiny inputs of the other tests never are.
     # Every example must still get its own numbers.
     import cnnref.conv
-    monkeypatch.setattr(cnnref.conv, "_CHUNK_BYTES", 200_000)
-    assert len(cnnref.conv._chunks(13, 27 * 900 * np.dtype(dtype).itemsize)) > 1
+    monkeypatch.setattr(cnnref.conv, "_CHUNK_BYTES", 450_000)
+    pieces = cnnref.conv._chunks(13, 27 * 900 * np.dtype(dtype).itemsize)
+    assert len(pieces) > 1 and pieces[-1].stop - pieces[-1].start < pieces[0].stop - pieces[0].start
     settings = dict(stride=1, padding=1, dilation=1)
     x, w, b, dz = _problem(x_shape=(13, 3, 30, 30), w_shape=(4, 3, 3, 3), seed=8, **settings)
     z_ref, dx_ref, dw_ref, db_ref = jr.conv2d_vjp(x, w, b, dz, **settings)
