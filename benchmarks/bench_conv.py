@@ -45,6 +45,26 @@ POOL_WORKLOADS = {
 }
 
 
+def machine_info() -> dict:
+    """What the numbers were measured on (CPU model, cores, library versions)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    import jax
+
+    return dict(cpu=cpu, logical_cpus=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
+                torch=torch_version, jax=jax.__version__, threads=1)
+
+
 def median_time(fn, repeat: int) -> float:
     fn()  # warm-up (jit compilation, allocator)
     number = 3
@@ -156,17 +176,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     rows = []
-    try:
-        import torch
-
-        torch_version = torch.__version__
-    except ImportError:
-        torch_version = None
-    import jax
-
+    machine = machine_info()
     print(
-        f"# machine: {platform.machine()}, {os.cpu_count()} logical CPUs, python {platform.python_version()}, "
-        f"numpy {np.__version__}, torch {torch_version}, jax {jax.__version__}; 1 thread each\n"
+        f"# machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, python {machine['python']}, "
+        f"numpy {machine['numpy']}, torch {machine['torch']}, jax {machine['jax']}; 1 thread each; "
+        f"median of {args.repeat} repeats\n"
     )
     if args.only in (None, "conv"):
         print("| workload | dtype | pass | cnnref ms | torch ms | jax.jit ms | cnnref/torch | jax/torch |")
@@ -210,7 +224,8 @@ def main(argv=None) -> int:
                 )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(dict(torch=torch_version, jax=jax.__version__, numpy=np.__version__, rows=rows), fh, indent=1)
+            json.dump(dict(torch=machine["torch"], jax=machine["jax"], numpy=machine["numpy"], machine=machine,
+                           repeat=args.repeat, rows=rows), fh, indent=1)
     return 0
 
 
