@@ -168,6 +168,15 @@ def pool_cases(dtype, spec, rng):
     return cases
 
 
+def print_row(name, dtype, label, t) -> None:
+    """One Markdown table row: times in ms and the ratios to PyTorch ("n/a" without torch)."""
+    tt = t.get("torch")
+    cells = [name, np.dtype(dtype).name, label, f"{1e3 * t['cnnref']:.3f}", f"{1e3 * tt:.3f}" if tt else "n/a",
+             f"{1e3 * t['jax.jit']:.3f}", f"{t['cnnref'] / tt:.2f}" if tt else "n/a",
+             f"{t['jax.jit'] / tt:.2f}" if tt else "n/a"]
+    print("| " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=15, help="timing repeats; the median is reported")
@@ -192,17 +201,7 @@ def main(argv=None) -> int:
                     t = {lib: median_time(fns[k], args.repeat) for lib, fns in cases.items()}
                     row = dict(workload=name, dtype=np.dtype(dtype).name, kind=label, **{f"{k_} s": v for k_, v in t.items()})
                     rows.append(row)
-                    tt = t.get("torch")
-                    print(
-                        f"| {name} | {np.dtype(dtype).name} | {label} | {1e3 * t['cnnref']:.3f} | "
-                        + (f"{1e3 * tt:.3f}" if tt else "n/a")
-                        + f" | {1e3 * t['jax.jit']:.3f} | "
-                        + (f"{t['cnnref'] / tt:.2f}" if tt else "n/a")
-                        + " | "
-                        + (f"{t['jax.jit'] / tt:.2f}" if tt else "n/a")
-                        + " |",
-                        flush=True,
-                    )
+                    print_row(name, dtype, label, t)
     if args.only in (None, "pool"):
         print("\n| pool workload | dtype | pass | cnnref ms | torch ms | jax.jit ms | cnnref/torch | jax/torch |")
         print("|---|---|---|---:|---:|---:|---:|---:|")
@@ -211,17 +210,7 @@ def main(argv=None) -> int:
                 cases = pool_cases(dtype, spec, rng)
                 t = {lib: median_time(fn, args.repeat) for lib, fn in cases.items()}
                 rows.append(dict(workload=name, dtype=np.dtype(dtype).name, kind="maxpool fwd+bwd", **{f"{k} s": v for k, v in t.items()}))
-                tt = t.get("torch")
-                print(
-                    f"| {name} | {np.dtype(dtype).name} | fwd+bwd | {1e3 * t['cnnref']:.3f} | "
-                    + (f"{1e3 * tt:.3f}" if tt else "n/a")
-                    + f" | {1e3 * t['jax.jit']:.3f} | "
-                    + (f"{t['cnnref'] / tt:.2f}" if tt else "n/a")
-                    + " | "
-                    + (f"{t['jax.jit'] / tt:.2f}" if tt else "n/a")
-                    + " |",
-                    flush=True,
-                )
+                print_row(name, dtype, "fwd+bwd", t)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dict(torch=machine["torch"], jax=machine["jax"], numpy=machine["numpy"], machine=machine,
