@@ -133,44 +133,25 @@ def train(*, epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch
 # --- command line ------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+def _checked(convert, ok, expected: str, show_parsed: bool):
+    """An argparse ``type=``: ``convert(text)`` that must satisfy ``ok``, else a message naming what was expected."""
+
+    def parse(text: str):
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {v if show_parsed else repr(text)}")
+        return v
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return v
-
-
-def _momentum(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return v
+_positive_int = _checked(int, lambda v: v >= 1, "a positive integer", show_parsed=True)
+_non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer", show_parsed=True)
+_positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number", show_parsed=False)
+_momentum = _checked(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)", show_parsed=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
