@@ -25,6 +25,7 @@ from fractions import Fraction
 import numpy as np
 
 from .._validate import as_int, as_real_array, check_shape
+from ..correlation import _check_2d
 
 __all__ = [
     "convolution_000",
@@ -41,11 +42,7 @@ __all__ = [
 
 
 def _image_kernel(image, kernel):
-    image = as_real_array(image, "image", ndim=2)
-    kernel = as_real_array(kernel, "kernel", ndim=2)
-    for name, arr in (("image", image), ("kernel", kernel)):
-        if arr.size == 0:
-            raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    image, kernel = _check_2d(image, kernel)
     if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
         raise ValueError(f"kernel {kernel.shape} must be no larger than image {image.shape} in each axis")
     return image, kernel
