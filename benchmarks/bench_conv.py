@@ -62,7 +62,8 @@ def machine_info() -> dict:
     import jax
 
     return dict(cpu=cpu, logical_cpus=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
-                torch=torch_version, jax=jax.__version__, threads=1)
+                torch=torch_version, jax=jax.__version__, threads=1,
+                torch_conv_kernels={np.dtype(d).name: torch_kernels(d) for d in (np.float64, np.float32)})
 
 
 def median_time(fn, repeat: int) -> float:
@@ -131,6 +132,57 @@ def conv_cases(dtype, spec, rng):
     return cases
 
 
+def gemm_floor(dtype, spec, rng):
+    """The matrix products alone of cnnref's im2col formulation, on operands built beforehand.
+
+    cnnref's forward is one product per example, ``W (C_out, C_in·k²) @ cols (C_in·k², H'·W')``,
+    and its backward two more: ``cols @ dzᵀ`` for dwᵀ and ``Wᵀ @ dz`` for the column gradient.
+    Timing just these, in the same batch chunks as cnnref and with no im2col copy, padding or
+    col2im scatter, gives the time cnnref would take if all its data movement were free: a floor
+    for the method with numpy's BLAS. Returns (forward product, all three products) as callables.
+    """
+    n, c, h, w_, o, k, s, p = spec
+    ho = (h + 2 * p - k) // s + 1
+    ckk, hw = c * k * k, ho * ho
+    w_mat = rng.standard_normal((o, ckk)).astype(dtype)
+    dz = rng.standard_normal((n, o, hw)).astype(dtype)
+    chunks = cnnref.conv._chunks(n, ckk * hw * np.dtype(dtype).itemsize)
+    b = chunks[0].stop  # one chunk's operands, reused for every chunk as cnnref reuses its scratch buffers
+    cols = rng.standard_normal((b, ckk, hw)).astype(dtype)
+    z, dcols = np.empty((n, o, hw), dtype), np.empty((b, ckk, hw), dtype)
+    dw_t = np.zeros((ckk, o), dtype)
+
+    def fwd():
+        for sl in chunks:
+            np.matmul(w_mat, cols[: sl.stop - sl.start], out=z[sl])
+
+    def fwd_bwd():
+        fwd()
+        for sl in chunks:
+            m = sl.stop - sl.start
+            dw_t[...] += np.matmul(cols[:m], dz[sl].transpose(0, 2, 1)).sum(axis=0)
+            np.matmul(w_mat.T, dz[sl], out=dcols[:m])
+
+    return fwd, fwd_bwd
+
+
+def torch_kernels(dtype) -> list[str] | None:
+    """The convolution kernels PyTorch runs for W2 in this dtype, by the names its profiler gives them."""
+    try:
+        import torch
+        from torch.profiler import profile
+    except ImportError:
+        return None
+    n, c, h, w_, o, k, s, p = WORKLOADS["W2"]
+    x = torch.randn(n, c, h, w_, dtype=getattr(torch, np.dtype(dtype).name), requires_grad=True)
+    w = torch.randn(o, c, k, k, dtype=x.dtype, requires_grad=True)
+    with profile() as prof:
+        z = torch.nn.functional.conv2d(x, w, stride=s, padding=p)
+        torch.autograd.grad(z, (x, w), torch.ones_like(z))
+    leaf = ("mkldnn", "slow_conv", "thnn", "im2col", "addmm", "aten::mm", "bmm")
+    return sorted({e.name for e in prof.events() if any(t in e.name for t in leaf)})
+
+
 def pool_cases(dtype, spec, rng):
     n, c, h, w_, size, stride = spec
     x = rng.standard_normal((n, c, h, w_)).astype(dtype)
@@ -174,6 +226,8 @@ def print_row(name, dtype, label, t) -> None:
     cells = [name, np.dtype(dtype).name, label, f"{1e3 * t['cnnref']:.3f}", f"{1e3 * tt:.3f}" if tt else "n/a",
              f"{1e3 * t['jax.jit']:.3f}", f"{t['cnnref'] / tt:.2f}" if tt else "n/a",
              f"{t['jax.jit'] / tt:.2f}" if tt else "n/a"]
+    if "gemm floor" in t:
+        cells += [f"{1e3 * t['gemm floor']:.3f}", f"{t['gemm floor'] / tt:.2f}" if tt else "n/a"]
     print("| " + " | ".join(cells) + " |", flush=True)
 
 
@@ -192,11 +246,14 @@ def main(argv=None) -> int:
         f"median of {args.repeat} repeats\n"
     )
     if args.only in (None, "conv"):
-        print("| workload | dtype | pass | cnnref ms | torch ms | jax.jit ms | cnnref/torch | jax/torch |")
-        print("|---|---|---|---:|---:|---:|---:|---:|")
+        print("| workload | dtype | pass | cnnref ms | torch ms | jax.jit ms | cnnref/torch | jax/torch "
+              "| GEMM floor ms | floor/torch |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for dtype in (np.float64, np.float32):
             for name, spec in WORKLOADS.items():
                 cases = conv_cases(dtype, spec, rng)
+                floor = gemm_floor(dtype, spec, rng)
+                cases["gemm floor"] = floor
                 for k, label in ((0, "fwd"), (1, "fwd+bwd")):
                     t = {lib: median_time(fns[k], args.repeat) for lib, fns in cases.items()}
                     row = dict(workload=name, dtype=np.dtype(dtype).name, kind=label, **{f"{k_} s": v for k_, v in t.items()})
