@@ -63,7 +63,8 @@ def machine_info() -> dict:
 
     return dict(cpu=cpu, logical_cpus=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
                 torch=torch_version, jax=jax.__version__, threads=1,
-                torch_conv_kernels={np.dtype(d).name: torch_kernels(d) for d in (np.float64, np.float32)})
+                torch_conv_kernels={np.dtype(d).name: torch_kernels(d) for d in (np.float64, np.float32)},
+                torch_im2col_kernels={np.dtype(d).name: torch_kernels(d, True) for d in (np.float64, np.float32)})
 
 
 def median_time(fn, repeat: int) -> float:
@@ -112,10 +113,11 @@ def conv_cases(dtype, spec, rng):
         cases["torch"] = (torch_fwd, torch_fb)
 
         # PyTorch's own im2col + matrix-product path, the method cnnref uses: in float32 PyTorch
-        # otherwise runs oneDNN's convolution kernel (float64 takes this path anyway).
+        # otherwise runs oneDNN's convolution kernel, or NNPACK's if oneDNN is off (float64 takes
+        # this path anyway). machine_info() records the kernels each setting runs.
         def torch_im2col(fn):
             def run():
-                with torch.backends.mkldnn.flags(enabled=False):
+                with im2col_only(torch):
                     fn()
 
             return run
@@ -177,21 +179,34 @@ def gemm_floor(dtype, spec, rng):
     return fwd, fwd_bwd
 
 
-def torch_kernels(dtype) -> list[str] | None:
+def im2col_only(torch):
+    """Context in which PyTorch's CPU convolution takes its im2col + matrix-product path."""
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+    stack.enter_context(torch.backends.nnpack.flags(enabled=False))
+    return stack
+
+
+def torch_kernels(dtype, same_method=False) -> list[str] | None:
     """The convolution kernels PyTorch runs for W2 in this dtype, by the names its profiler gives them."""
     try:
         import torch
         from torch.profiler import profile
     except ImportError:
         return None
+    import contextlib
+
     n, c, h, w_, o, k, s, p = WORKLOADS["W2"]
     x = torch.randn(n, c, h, w_, dtype=getattr(torch, np.dtype(dtype).name), requires_grad=True)
     w = torch.randn(o, c, k, k, dtype=x.dtype, requires_grad=True)
-    with profile() as prof:
+    with im2col_only(torch) if same_method else contextlib.nullcontext(), profile() as prof:
         z = torch.nn.functional.conv2d(x, w, stride=s, padding=p)
         torch.autograd.grad(z, (x, w), torch.ones_like(z))
-    leaf = ("mkldnn", "slow_conv", "thnn", "im2col", "addmm", "aten::mm", "bmm")
-    return sorted({e.name for e in prof.events() if any(t in e.name for t in leaf)})
+    leaf = ("mkldnn", "nnpack", "slow_conv", "thnn", "im2col", "addmm", "aten::mm", "bmm")
+    return sorted({e.name for e in prof.events()
+                   if any(t in e.name for t in leaf) and not e.name.endswith("_available")})
 
 
 def pool_cases(dtype, spec, rng):
