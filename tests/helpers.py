@@ -55,6 +55,26 @@ def assert_close(actual, expected, rtol: float = RTOL64, *, check_dtype: bool = 
     assert err <= rtol * scale, f"max abs error {err:.3e} > {rtol:.1e} x max|expected| {scale:.3e}"
 
 
+# One example through one layer in the book's convention, for the tests of the sources' printed
+# formulas (tests/test_sourceforms_*.py): (C_in, C_out, H, W, K_h, K_w), C_in = maps of layer l,
+# C_out = maps of layer l+1; square and non-square images and kernels, one kernel width of 1.
+LAYER_SHAPES = [
+    (1, 1, 5, 5, 3, 3),
+    (2, 3, 5, 6, 2, 3),
+    (3, 2, 4, 4, 2, 2),
+    (1, 2, 6, 5, 3, 1),
+]
+
+
+def layer_problem(c_in, c_out, h, w, kh, kw, seed=0):
+    """Random input maps a (C_in, H, W), kernels w_book (C_out, C_in, K_h, K_w) and deltas of the valid output."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((c_in, h, w))
+    w_book = rng.standard_normal((c_out, c_in, kh, kw))
+    delta = rng.standard_normal((c_out, h - kh + 1, w - kw + 1))
+    return a, w_book, delta
+
+
 def distinct_values(shape, rng) -> np.ndarray:
     """A random permutation of distinct, well-separated values (no ties anywhere), float64."""
     n = int(np.prod(shape))

@@ -14,26 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.signal
-from helpers import assert_close
+from helpers import LAYER_SHAPES, assert_close, layer_problem
 
 import cnnref
 from cnnref import gradcheck, matlab
 from cnnref.sourceforms import deltas as sd
 
-SHAPES = [  # (C_in, C_out, H, W, K_h, K_w); C_in = maps of layer l, C_out = maps of layer l+1
-    (1, 1, 5, 5, 3, 3),
-    (2, 3, 5, 6, 2, 3),
-    (3, 2, 4, 4, 2, 2),
-    (1, 2, 6, 5, 3, 1),
-]
-
-
-def _problem(c_in, c_out, h, w, kh, kw, seed=0):
-    rng = np.random.default_rng(seed)
-    w_book = rng.standard_normal((c_out, c_in, kh, kw))
-    delta = rng.standard_normal((c_out, h - kh + 1, w - kw + 1))
-    a = rng.standard_normal((c_in, h, w))  # only its shape matters: the layer is linear in a
-    return a, w_book, delta
+# layer_problem's input maps a only set shapes here: the input gradient of a linear layer does not depend on a.
 
 
 def _jax_dx(a, w_book, delta):
@@ -47,9 +34,9 @@ def _to_source_000(w_book):
     return np.ascontiguousarray(w_book.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_sum_000_with_conv_placement_is_jax(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     got = sd.delta_sum_000(_to_source_000(w_book), delta, placement="conv")
     assert_close(got, expected)
@@ -57,26 +44,26 @@ def test_sum_000_with_conv_placement_is_jax(shape):
     assert_close(got, dx[0])
 
 
-@pytest.mark.parametrize("shape", SHAPES[:3])
+@pytest.mark.parametrize("shape", LAYER_SHAPES[:3])
 def test_sum_000_with_array_placement_is_wrong(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     got = sd.delta_sum_000(_to_source_000(w_book), delta, placement="array")
     assert np.max(np.abs(got - expected)) > 0.1 * np.max(np.abs(expected))
 
 
-@pytest.mark.parametrize("shape", SHAPES[:3])
+@pytest.mark.parametrize("shape", LAYER_SHAPES[:3])
 @pytest.mark.parametrize("sign", ["printed", "consistent"])
 def test_wrap_000_is_wrong_with_either_sign(shape, sign):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     got = sd.delta_wrap_000(_to_source_000(w_book), delta, sign=sign)
     assert np.max(np.abs(got - expected)) > 0.1 * np.max(np.abs(expected))
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_rot180_000_full_correlation_is_jax(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     w_src = _to_source_000(w_book)
     assert_close(sd.delta_rot180_000(w_src, delta), expected)
@@ -88,15 +75,15 @@ def test_rot180_000_full_correlation_is_jax(shape):
 
 def test_rot180_000_valid_correlation_has_the_wrong_shape():
     """A 'valid' correlation of a 3×3 kernel with a 3×3 delta map has one entry, not the 5×5 of the input."""
-    a, w_book, delta = _problem(1, 1, 5, 5, 3, 3)
+    a, w_book, delta = layer_problem(1, 1, 5, 5, 3, 3)
     w_src = _to_source_000(w_book)
     assert scipy.signal.correlate2d(w_src[0, 0], delta[0], "valid").shape == (1, 1)
     assert _jax_dx(a, w_book, delta).shape == (1, 5, 5)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_sum_002_conv_placement_is_jax_array_placement_is_not(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     w_src = _to_source_000(w_book)
     assert_close(sd.delta_sum_002(w_src, delta, placement="conv"), expected)
@@ -108,10 +95,10 @@ def test_sum_002_conv_placement_is_jax_array_placement_is_not(shape):
     assert_close(shifted[:, : h - kh + 1, : w - kw + 1], expected[:, kh - 1 :, kw - 1 :])
 
 
-@pytest.mark.parametrize("shape", SHAPES[:3])
+@pytest.mark.parametrize("shape", LAYER_SHAPES[:3])
 def test_sum_002_with_the_book_kernel_is_wrong(shape):
     """Plugging the book's cross-correlation kernel into 002's correlation: a flip is missing."""
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     got = sd.delta_sum_002(np.ascontiguousarray(w_book.transpose(1, 0, 2, 3)), delta, placement="conv")
     assert np.max(np.abs(got - expected)) > 0.1 * np.max(np.abs(expected))
@@ -137,9 +124,9 @@ def test_delta_recursion_forms_include_phi_prime():
         assert_close(got, expected)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_sum_001_and_full_convolution_001_are_jax(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     assert_close(sd.input_grad_sum_001(delta, w_book), expected)
     assert_close(sd.input_grad_conv_001(delta, w_book), expected)
@@ -152,7 +139,7 @@ def test_sum_001_and_full_convolution_001_are_jax(shape):
 
 def test_zero_rule_001_corner():
     """X[γ, 0, 0] is read by one window only: ∂L/∂X[γ,0,0] = Σ_k ∂L/∂Z_k[0,0] w_k[γ,0,0]."""
-    a, w_book, delta = _problem(2, 3, 5, 6, 2, 3)
+    a, w_book, delta = layer_problem(2, 3, 5, 6, 2, 3)
     dX = sd.input_grad_sum_001(delta, w_book)
     for g in range(2):
         assert dX[g, 0, 0] == pytest.approx(float(np.sum(delta[:, 0, 0] * w_book[:, g, 0, 0])), rel=1e-14)
@@ -197,7 +184,7 @@ def test_004_transpose_of_valid_convolution_is_full_convolution_with_flipped_ker
 
 
 def test_bad_input_is_rejected():
-    _, w_book, delta = _problem(2, 3, 5, 6, 2, 3)
+    _, w_book, delta = layer_problem(2, 3, 5, 6, 2, 3)
     w_src = _to_source_000(w_book)
     with pytest.raises(ValueError, match="C_out = 3"):
         sd.delta_sum_000(w_src[:, :2], delta)
@@ -254,7 +241,7 @@ def test_chain_rule_quotient_reading_is_not_the_derivative():
 
 def test_002_expansion_first_term_as_printed_is_not_a_term_of_the_sum():
     """S002-E25: the first term a(c_0(x' − 0, y' − 0)) should be a(c_0(x + x' − 0, y + y' − 0))."""
-    a, w_book, _ = _problem(2, 2, 5, 6, 3, 2, seed=1)
+    a, w_book, _ = layer_problem(2, 2, 5, 6, 3, 2, seed=1)
     w_src = _to_source_000(w_book)
     kh, kw = 3, 2
     o, (x, y), (xp, yp) = 1, (1, 1), (1, 0)
@@ -267,19 +254,19 @@ def test_002_expansion_first_term_as_printed_is_not_a_term_of_the_sum():
     assert abs(printed - forward) > 1e-3
 
 
-@pytest.mark.parametrize("shape", SHAPES[:3])
+@pytest.mark.parametrize("shape", LAYER_SHAPES[:3])
 def test_002_derivative_line_weight_index_is_wrong(shape):
     """S002-E26: w(x+x', y+y') in place of w(x', y') does not give the delta."""
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     got = sd.delta_derivative_line_002(_to_source_000(w_book), delta)
     assert np.max(np.abs(got - expected)) > 0.1 * np.max(np.abs(expected))
 
 
-@pytest.mark.parametrize("shape", SHAPES[:3])
+@pytest.mark.parametrize("shape", LAYER_SHAPES[:3])
 def test_001_without_the_zero_rule_numpy_wraps_and_is_wrong(shape):
     """S001-E27: dropping the zero rule (numpy's negative indices) changes the gradient."""
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     got = sd.input_grad_sum_001(delta, w_book, zero_rule=False)
     assert np.max(np.abs(got - expected)) > 0.1 * np.max(np.abs(expected))
@@ -289,7 +276,7 @@ def test_001_without_the_zero_rule_numpy_wraps_and_is_wrong(shape):
 
 def test_001_only_the_full_convolution_has_the_input_shape():
     """S001-E25: 'valid' and 'same' convolutions do not return an input-sized gradient."""
-    a, w_book, delta = _problem(2, 3, 5, 6, 3, 2)
+    a, w_book, delta = layer_problem(2, 3, 5, 6, 3, 2)
     for mode in ("valid", "same"):
         assert scipy.signal.convolve2d(delta[0], w_book[0, 0], mode).shape != a.shape[1:]
     assert scipy.signal.convolve2d(delta[0], w_book[0, 0], "full").shape == a.shape[1:]
@@ -298,7 +285,7 @@ def test_001_only_the_full_convolution_has_the_input_shape():
 @pytest.mark.parametrize("shape", [(2, 3, 5, 6, 3, 2), (1, 4, 6, 5, 2, 2)])
 def test_001_one_3d_convolution_needs_the_filter_axis_reversed(shape):
     """S001-E26: a 3-D convolution pairs δ_k with w_{P−1−k}; reversing the filter stack fixes it."""
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dx(a, w_book, delta)
     assert_close(sd.input_grad_conv3d_001(delta, w_book, reverse_filters=True), expected)
     got = sd.input_grad_conv3d_001(delta, w_book)
@@ -310,7 +297,7 @@ def test_001_one_3d_convolution_needs_the_filter_axis_reversed(shape):
 def test_001_local_derivative_is_the_jacobian():
     """S001-E19..E23 (eq-dx-local): ∂Z_k[p−α, q−β]/∂X[γ,p,q] = w_k[γ,α,β]; a one-hot ∂L/∂Z through
     source 001's sum returns exactly one row of the Jacobian dZ/dX."""
-    a, w_book, _ = _problem(2, 3, 5, 4, 3, 2)
+    a, w_book, _ = layer_problem(2, 3, 5, 4, 3, 2)
     J = np.asarray(jax.jacobian(lambda x_: jr.conv2d(x_[None], w_book)[0])(a))  # (P, M', N', D, M, N)
     P, Mo, No = J.shape[:3]
     for k in range(P):

@@ -12,26 +12,10 @@ import jax_reference as jr  # noqa: I001 - sets JAX_PLATFORMS/x64 before jax is 
 import numpy as np
 import pytest
 import scipy.signal
-from helpers import assert_close
+from helpers import LAYER_SHAPES, assert_close, layer_problem
 
 import cnnref
 from cnnref.sourceforms import weight_grad as sw
-
-SHAPES = [  # (C_in, C_out, H, W, K_h, K_w)
-    (1, 1, 5, 5, 3, 3),
-    (2, 3, 5, 6, 2, 3),
-    (3, 2, 4, 4, 2, 2),
-    (1, 2, 6, 5, 3, 1),
-]
-
-
-def _problem(c_in, c_out, h, w, kh, kw, seed=0):
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal((c_in, h, w))
-    w_book = rng.standard_normal((c_out, c_in, kh, kw))
-    delta = rng.standard_normal((c_out, h - kh + 1, w - kw + 1))
-    return a, w_book, delta
-
 
 def _jax_dw(a, w_book, delta):
     """∂E/∂w for E = Σ δ ⊙ z, z = the book's cross-correlation layer (one example)."""
@@ -44,9 +28,9 @@ def _to_source_000(w_book):
     return np.ascontiguousarray(w_book.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_sum_000_with_conv_placement_is_jax(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _to_source_000(_jax_dw(a, w_book, delta))  # ∂E/∂w_src = rot180 of ∂E/∂w_book, [n, m] order
     got = sw.weight_grad_sum_000(a, delta, shape[4:], placement="conv")
     assert_close(got, expected)
@@ -55,11 +39,11 @@ def test_sum_000_with_conv_placement_is_jax(shape):
     assert_close(got, _to_source_000(dw))
 
 
-@pytest.mark.parametrize("shape", SHAPES[:3])
+@pytest.mark.parametrize("shape", LAYER_SHAPES[:3])
 @pytest.mark.parametrize("rule", ["zero", "wrap"])
 def test_sum_000_with_array_placement_is_wrong(shape, rule):
     """Reading δ at its array index (no K−1 offset): neither zero padding nor wrap-around fixes it."""
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _to_source_000(_jax_dw(a, w_book, delta))
     got = sw.weight_grad_sum_000(a, delta, shape[4:], placement="array", out_of_bounds=rule)
     assert np.max(np.abs(got - expected)) > 0.1 * np.max(np.abs(expected))
@@ -67,14 +51,14 @@ def test_sum_000_with_array_placement_is_wrong(shape, rule):
 
 def test_sum_000_wrap_is_not_needed_with_conv_placement():
     """With δ at the convolution's own positions the index never leaves the map: both rules agree."""
-    a, _, delta = _problem(2, 2, 5, 6, 3, 2)
+    a, _, delta = layer_problem(2, 2, 5, 6, 3, 2)
     assert_close(sw.weight_grad_sum_000(a, delta, (3, 2), out_of_bounds="wrap"),
                  sw.weight_grad_sum_000(a, delta, (3, 2), out_of_bounds="zero"))
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_rot180_000_is_jax(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _to_source_000(_jax_dw(a, w_book, delta))
     assert_close(sw.weight_grad_rot180_000(a, delta), expected)
     # per map pair: rot180 of scipy's valid correlation of the input with the delta
@@ -83,26 +67,26 @@ def test_rot180_000_is_jax(shape):
                  scipy.signal.correlate2d(a[n], delta[m], "valid")[::-1, ::-1])
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_rot180_is_only_the_convention_flip(shape):
     """Without the rotation, the correlation is the gradient of the book's (cross-correlation) kernel."""
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     unrotated = sw.weight_grad_rot180_000(a, delta)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     assert_close(unrotated, _jax_dw(a, w_book, delta))
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_sum_001_is_jax(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dw(a, w_book, delta)
     assert_close(sw.weight_grad_sum_001(a, delta), expected)
     _, dw_loop, _ = cnnref.conv2d_backward_loop(delta[None], a[None], w_book)
     assert_close(sw.weight_grad_sum_001(a, delta), dw_loop)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_star_001_is_jax_and_scipy_needs_input_first(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     expected = _jax_dw(a, w_book, delta)
     got = sw.weight_grad_star_001(a, delta)
     assert_close(got, expected)
@@ -120,7 +104,7 @@ def test_star_001_is_jax_and_scipy_needs_input_first(shape):
 
 def test_star_001_as_one_3d_correlation():
     """Source 001's 3-D form: one valid 3-D cross-correlation of X (D, M, N) with ∂L/∂z_k (1, M', N')."""
-    a, w_book, delta = _problem(3, 2, 5, 5, 2, 3)
+    a, w_book, delta = layer_problem(3, 2, 5, 5, 2, 3)
     got = sw.weight_grad_star_001(a, delta)
     for k in range(2):
         assert_close(scipy.signal.correlate(a, delta[k][None], mode="valid"), got[k])
@@ -148,7 +132,7 @@ def test_listing_003_entry_by_entry_is_the_valid_correlation():
 
 
 def test_bad_input_is_rejected():
-    a, _, delta = _problem(1, 1, 5, 5, 3, 3)
+    a, _, delta = layer_problem(1, 1, 5, 5, 3, 3)
     with pytest.raises(ValueError, match="delta must have shape"):
         sw.weight_grad_sum_000(a, delta[:, :2], (3, 3))
     with pytest.raises(ValueError, match="placement must be one of"):
@@ -165,9 +149,9 @@ def test_bad_input_is_rejected():
         sw.weight_grad_rot180_000(a.astype(complex), delta)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_bias_sum_001_is_jax(shape):
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     _, _, _, db = jr.conv2d_vjp(a[None], w_book, np.zeros(w_book.shape[0]), delta[None])
     assert_close(sw.bias_grad_sum_001(delta), db)
     with pytest.raises(ValueError, match="3-D"):
@@ -179,7 +163,7 @@ def test_bias_sum_001_is_jax(shape):
 
 def test_local_derivative_book_convention_is_the_jacobian():
     """eq-wg-local / S001-E10 / S003-E12: a one-hot delta through conv2d_backward is one row of dz/dw."""
-    a, w_book, _ = _problem(2, 3, 5, 4, 3, 2)
+    a, w_book, _ = layer_problem(2, 3, 5, 4, 3, 2)
     J = np.asarray(jr.jax.jacobian(lambda w_: jr.conv2d(a[None], w_))(w_book))[0]  # (O, H', W', O, C, Kh, Kw)
     O, Ho, Wo = J.shape[:3]
     for o in range(O):
@@ -195,7 +179,7 @@ def test_local_derivative_book_convention_is_the_jacobian():
 def test_sum_000_one_hot_delta_is_the_source_local_derivative():
     """eq-wg-src-local (S000-E11, S002-E16): ∂c_m(x',y')/∂w_{n,m}(x,y) = o_n(x'−x, y'−y), x' = i + K − 1."""
     c_in, c_out, h, w, kh, kw = 2, 2, 5, 4, 3, 2
-    a, w_book, _ = _problem(c_in, c_out, h, w, kh, kw)
+    a, w_book, _ = layer_problem(c_in, c_out, h, w, kh, kw)
     w_src = _to_source_000(w_book)
 
     def forward_src(ws):
@@ -215,10 +199,10 @@ def test_sum_000_one_hot_delta_is_the_source_local_derivative():
                         assert np.array_equal(got[:, m, u, v], a[:, xp - u, yp - v])
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
 def test_offset_form_002_is_jax(shape):
     """eq-wg-offset (S002-E19): Σ_{i,j} o(i + K−1 − x, j + K−1 − y) δ(i, j) with δ stored from 0."""
-    a, w_book, delta = _problem(*shape)
+    a, w_book, delta = layer_problem(*shape)
     c_in, c_out, h, w, kh, kw = shape
     explicit = np.zeros((c_in, c_out, kh, kw))
     for n in range(c_in):
