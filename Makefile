@@ -2,9 +2,14 @@
 # Each creates the virtual environment it needs in .venv from the pinned files.
 SHELL  := /bin/bash
 PYTHON ?= python3
+# The oldest Python the lock (constraints.txt) is made for; also pyproject.toml's requires-python.
+PYTHON_MIN := 3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The packages of the standalone-notebook check, downloaded once (like the venv), used offline.
+WHEELHOUSE := $(VENV)/wheelhouse
+UV_VERSION := 0.13.9
 
 # Notebook kernels (nbval, the book build, `make notebooks`) run from the venv, on the CPU, so
 # jax prints nothing to stderr. MPLBACKEND is deliberately NOT set: it would drop the figures.
@@ -30,9 +35,13 @@ define timed
 	  exit $$rc
 endef
 
-.PHONY: venv warm book test unit nbval browser notebooks notebook bench clean
+.PHONY: venv warm book test unit nbval standalone browser notebooks notebook lab bench lock clean distclean
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-runtime.txt constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(PYTHON_MIN)".split("."))))' 2>/dev/null || { \
+	  v=$$($(PYTHON) -c 'import platform; print("Python", platform.python_version())' 2>/dev/null); \
+	  echo "This project needs Python $(PYTHON_MIN) or newer; PYTHON=$(PYTHON) is $${v:-not a Python interpreter}."; \
+	  echo "Choose another interpreter, e.g. make PYTHON=python3.12 $(MAKECMDGOALS)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt -e .
@@ -49,15 +58,25 @@ warm: $(STAMP)
 book: $(STAMP) warm
 	$(BOOK_BUILD)
 
-# Unit tests of cnnref and the equation-ledger checks.
+# Unit tests of cnnref and the equation-ledger checks. The checks that read the five source
+# documents run only where CNNBOOK_SOURCES names their folder (.ci/run sets it).
 unit: $(STAMP)
-	$(PYTEST) -n 2 -m "not browser" --ignore=tests/test_notebooks.py tests
+	$(PYTEST) -n 2 -m "not browser and not standalone" --ignore=tests/test_notebooks.py tests
 
 # The pairing/outputs checks of book/X.md <-> notebooks/X.ipynb and strict nbval on every
 # notebook, in one run (so zero notebooks is not "no tests collected"); a notebook's cells stay on
 # one worker (--dist loadscope).
 nbval: $(STAMP) warm
 	$(PYTEST) -n 2 --dist loadscope $(NBVAL_OPTS) tests/test_notebooks.py $(NOTEBOOKS)
+
+# Every notebook alone in an empty folder, in a fresh venv with only binder/requirements.txt, a
+# kernel and the cnnref wheel (installed by a chapter's own Colab cell): tests/test_standalone.py.
+$(WHEELHOUSE)/.complete: binder/requirements.txt requirements-runtime.txt constraints.txt | $(STAMP)
+	$(BIN)/python -m pip download --quiet --dest $(WHEELHOUSE) -r binder/requirements.txt ipykernel -c constraints.txt
+	touch $@
+
+standalone: $(STAMP) $(WHEELHOUSE)/.complete
+	CNNBOOK_WHEELHOUSE=$(abspath $(WHEELHOUSE)) $(PYTEST) -n 2 -m standalone tests/test_standalone.py
 
 # Opens every page of _build/html in headless chromium (run `make book` first).
 browser: $(STAMP)
@@ -67,6 +86,7 @@ test: $(STAMP) warm
 	@rm -f $(TIMES)
 	$(call timed,unit tests + ledger checks,$(MAKE) --no-print-directory unit)
 	$(call timed,notebook pairs + strict nbval,$(MAKE) --no-print-directory nbval)
+	$(call timed,notebooks alone in a fresh env,$(MAKE) --no-print-directory standalone)
 	$(call timed,strict book build,$(MAKE) --no-print-directory book)
 	$(call timed,browser check,$(MAKE) --no-print-directory browser)
 	@echo "==> stage wall times"; cat $(TIMES)
@@ -93,9 +113,25 @@ print(f"executed {path}")
 endef
 export EXECUTE_NOTEBOOK
 
+# JupyterLab on the notebooks, from the project's environment (installed on first use).
+lab: $(STAMP) warm
+	$(BIN)/python -m pip install --quiet -r requirements-lab.txt -c constraints.txt
+	$(BIN)/jupyter lab notebooks
+
+# PyTorch's CPU-only build (requirements-bench.txt), then the side-by-side benchmark.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	$(BIN)/python benchmarks/bench_conv.py
 
+# Re-lock constraints.txt from the top-level requirements, for every Python >= PYTHON_MIN.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile --universal --python-version $(PYTHON_MIN) --custom-compile-command "make lock" \
+	  requirements.txt requirements-lab.txt -o constraints.txt
+
 clean:
 	rm -rf _build
+
+# Start over: also remove the virtual environment (the next make recreates it).
+distclean: clean
+	rm -rf $(VENV) .pytest_cache .hypothesis .jupyter_cache

@@ -6,6 +6,9 @@ not a test: nothing here asserts a speed.
 
     python benchmarks/bench_conv.py [--repeat 15] [--json out.json]
 
+The run the book quotes is recorded in ``cnnref/book/benchmark.json`` (it ships with the package,
+so the speed chapter runs without this folder); ``--json cnnref/book/benchmark.json`` refreshes it.
+
 The thread limits must be set before numpy, torch or jax are imported, which
 is why they are set at the top of this file.
 """
@@ -293,7 +296,9 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dict(torch=machine["torch"], jax=machine["jax"], numpy=machine["numpy"], machine=machine,
-                           repeat=args.repeat, rows=rows), fh, indent=1)
+                           repeat=args.repeat, workloads=WORKLOADS, pool_workloads=POOL_WORKLOADS, rows=rows),
+                      fh, indent=1)
+            fh.write("\n")
     return 0
 
 

@@ -259,6 +259,10 @@ def _chapter_pages():
 
 
 def test_launch_buttons_open_the_paired_notebook(site):
+    import launch_notebooks  # book/_ext (on sys.path via conftest.py)
+
+    url, _ = launch_notebooks.repository()
+    repo_path = urlsplit(url).path.strip("/")  # owner/name
     problems = {}
     for page, notebook in _chapter_pages():
         if page not in site:
@@ -268,5 +272,16 @@ def test_launch_buttons_open_the_paired_notebook(site):
         kinds = {"binder" if "mybinder" in h else "colab" for h in launch}
         if kinds != {"binder", "colab"}:
             bad.append(f"expected a Binder and a Colab button, found {sorted(kinds)}")
+        # both name the repository of _config.yml (the one the install cells install from);
+        # Binder opens JupyterLab
+        bad += [f"not the configured repository {repo_path}: {h}" for h in launch if repo_path not in unquote(h)]
+        bad += [f"Binder does not open JupyterLab: {h}" for h in launch
+                if "mybinder" in h and f"urlpath=lab/tree/{notebook}" not in unquote(h)]
         problems[page] = bad
     _fail_if(problems, "launch buttons that do not open notebooks/X.ipynb")
+
+
+def test_install_cells_are_not_on_the_pages(site):
+    shown = [page for page, _ in _chapter_pages()
+             if page in site and "find_spec" in (HTML / page).read_text(encoding="utf-8")]
+    assert not shown, f"the Colab install cell is visible on {shown}"

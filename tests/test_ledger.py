@@ -33,24 +33,19 @@ def valid_entries(entries):
     return entries
 
 
-def source_names():
-    names = {p.name for p in L.SOURCES_DIR.glob("*.txt")}
-    return names or None
-
-
 def _fail_on(errors):
     if errors:
         pytest.fail(f"{len(errors)} problem(s):\n  " + "\n  ".join(errors))
 
 
 def test_ledger_schema(entries):
-    _fail_on(L.schema_errors(entries, source_names()))
+    _fail_on(L.schema_errors(entries, L.source_names()))
 
 
 def test_every_source_has_entries_numbered_in_order(valid_entries):
-    names = source_names()
+    names = L.source_names()
     if names is None:
-        pytest.skip(f"the sources are not at {L.SOURCES_DIR}")
+        pytest.skip(f"needs the source documents: {L.SOURCES_HINT}")
     by_source = {}
     for e in valid_entries:
         by_source.setdefault(e["source"], []).append(e["id"])
@@ -248,3 +243,18 @@ def test_contributing_documents_the_same_fields_and_verdicts():
     assert L.schema_errors([example]) == []
     for verdict in L.VERDICTS:
         assert verdict in block
+
+
+def test_sources_are_opt_in_by_an_explicit_setting(monkeypatch, tmp_path):
+    monkeypatch.delenv(L.SOURCES_ENV, raising=False)
+    assert L.sources_dir() is None and L.source_names() is None
+    (tmp_path / SRC).write_text("a source\n")
+    monkeypatch.setenv(L.SOURCES_ENV, str(tmp_path))
+    assert L.sources_dir() == tmp_path.resolve() and L.source_names() == {SRC}
+    monkeypatch.setenv(L.SOURCES_ENV, str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="CNNBOOK_SOURCES=.*missing.* is not a folder"):
+        L.sources_dir()
+    monkeypatch.setenv(L.SOURCES_ENV, str(tmp_path.parent / "empty-dir"))
+    (tmp_path.parent / "empty-dir").mkdir()
+    with pytest.raises(FileNotFoundError, match="source documents"):
+        L.source_names()

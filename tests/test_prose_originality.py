@@ -8,14 +8,14 @@ short enough that a copied clause does.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
+import ledger  # book/_ext/ledger.py (on sys.path via tests/conftest.py): finds the sources
+
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ROOT.parent / "shared" / "sources"
 RUN = 8
 
 
@@ -39,11 +39,10 @@ def test_detector_finds_a_copied_clause():
 
 
 def test_no_chapter_copies_source_prose():
-    if not SOURCES.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{SOURCES} is missing; CI must have ../shared/sources beside the checkout")
-        pytest.skip(f"no sources at {SOURCES}")
-    source_runs = {p.name: runs(prose_words(p.read_text(encoding="utf-8"))) for p in sorted(SOURCES.glob("*.txt"))}
+    sources = ledger.sources_dir()
+    if sources is None:
+        pytest.skip(f"needs the source documents: {ledger.SOURCES_HINT}")
+    source_runs = {p.name: runs(prose_words(p.read_text(encoding="utf-8"))) for p in sorted(sources.glob("*.txt"))}
     assert len(source_runs) == 5
     copied = []
     for chapter in sorted((ROOT / "book").glob("*.md")):

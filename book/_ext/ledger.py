@@ -18,7 +18,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LEDGER = ROOT / "book" / "ledger.yml"
 BOOK_DIR = ROOT / "book"
-SOURCES_DIR = ROOT.parent / "shared" / "sources"
+# The five source documents are not part of the public repository. Checks that read them run
+# only where this variable names their folder (this repository's own CI: .ci/run sets it).
+SOURCES_ENV = "CNNBOOK_SOURCES"
+SOURCES_HINT = f"set {SOURCES_ENV}=../shared/sources (the folder of the five source documents) to run it"
 
 PENDING = "pending"
 CONVENTION = "correct under a stated convention"
@@ -45,6 +48,25 @@ _MATH_DIRECTIVE_LABEL_RE = re.compile(
     r"^(`{3,}|:{3,})\{math\}[^\n]*\n(?:[ \t]*:[a-z-]+:[^\n]*\n)*?[ \t]*:label:[ \t]*(\S+)", re.MULTILINE
 )
 _TARGET_RE = re.compile(r"^\(([A-Za-z0-9_.:-]+)\)=[ \t]*$", re.MULTILINE)
+
+
+def sources_dir() -> Path | None:
+    """The folder of the source documents named by ``$CNNBOOK_SOURCES`` (relative to the
+    repository root), or None when the variable is not set. Set to anything but a folder that
+    holds ``*.txt`` files: ``FileNotFoundError`` naming the value."""
+    value = os.environ.get(SOURCES_ENV, "").strip()
+    if not value:
+        return None
+    path = (ROOT / value).resolve()
+    if not path.is_dir() or not any(path.glob("*.txt")):
+        raise FileNotFoundError(f"{SOURCES_ENV}={value!r}: {path} is not a folder of source documents (*.txt)")
+    return path
+
+
+def source_names() -> set[str] | None:
+    """The file names of the source documents (None when ``$CNNBOOK_SOURCES`` is not set)."""
+    folder = sources_dir()
+    return None if folder is None else {p.name for p in folder.glob("*.txt")}
 
 
 def ledger_path(default: Path | str = DEFAULT_LEDGER) -> Path:

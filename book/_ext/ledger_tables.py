@@ -184,8 +184,7 @@ def on_source_read(app, docname, source):
     else:
         try:
             entries = L.load(path)
-            sources = {p.name for p in L.SOURCES_DIR.glob("*.txt")} or None
-            errors = L.schema_errors(entries, sources)
+            errors = L.schema_errors(entries, L.source_names())
         except Exception as exc:  # noqa: BLE001 - a YAML error is reported as a build warning
             entries, errors = [], [f"cannot read {path}: {exc}"]
         for msg in errors:
