@@ -6,6 +6,9 @@ in two tiers: the default vectorised form and a ``*_loop`` form that mirrors
 the book's sums index for index.
 """
 
+# The release, equal to [project] version in pyproject.toml (tests/test_train.py compares them).
+__version__ = "0.1.0"
+
 from . import gradcheck, matlab
 from .activations import relu, relu_prime, sigmoid, sigmoid_prime, tanh, tanh_prime
 from .conv import conv2d_backward, conv2d_backward_loop, conv2d_forward, conv2d_forward_loop

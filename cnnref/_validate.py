@@ -38,10 +38,16 @@ def result_dtype(*arrays: np.ndarray) -> np.dtype:
     return np.result_type(*arrays, np.float16)
 
 
-def as_int(v, name: str, what: str = "an int") -> int:
-    """``v`` as a Python int; bools, floats (even 2.0) and strings raise ``TypeError``."""
+def as_int(v, name: str, what: str = "an int", minimum: int | None = None) -> int:
+    """``v`` as a Python int; bools, floats (even 2.0) and strings raise ``TypeError``.
+
+    With ``minimum`` (0 or 1 in practice), a smaller value raises ``ValueError``.
+    """
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be {what}, got {v!r} of type {type(v).__name__}")
+    if minimum is not None and v < minimum:
+        bound = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{name} must be {bound}, got {v}")
     return int(v)
 
 
@@ -64,6 +70,30 @@ def as_pair(v, name: str, minimum: int) -> tuple[int, int]:
         what = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{name} must be {what} (>= {minimum}), got {v!r}")
     return pair
+
+
+def as_shape(shape, name: str, ndim: int | None = None, minimum: int = 0, why: str = "") -> tuple[int, ...]:
+    """``shape`` (a tuple or list of ints, each >= ``minimum``; ``ndim`` of them if given) as a tuple."""
+    what = f"a sequence of {ndim} ints" if ndim is not None else "a sequence of ints"
+    what += f" ({why})" if why else ""
+    if not isinstance(shape, (tuple, list)) or (ndim is not None and len(shape) != ndim):
+        raise ValueError(f"{name} must be {what}, got {shape!r}")
+    out = tuple(as_int(v, name, what) for v in shape)
+    if out and min(out) < minimum:
+        raise ValueError(f"{name} must have entries >= {minimum}, got {shape!r}")
+    return out
+
+
+def as_labels(labels, n_classes: int, name: str = "labels", n: int | None = None) -> np.ndarray:
+    """``labels`` as an integer array (N,) of class indices in [0, n_classes); ``N = n`` when ``n`` is given."""
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array of class indices, got dtype {labels.dtype}")
+    if labels.ndim != 1 or (n is not None and labels.shape[0] != n):
+        raise ValueError(f"{name} must have shape {'(N,)' if n is None else f'(N,) = ({n},)'}, got {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes - 1}], got values from {labels.min()} to {labels.max()}")
+    return labels
 
 
 def check_mode(mode, allowed: tuple[str, ...], name: str = "mode") -> str:

@@ -29,7 +29,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ._validate import as_int
+from ._validate import as_int, as_labels, as_real_array
 
 N_CLASSES = 10
 IMAGE_SHAPE = (1, 8, 8)
@@ -45,6 +45,26 @@ class Digits(NamedTuple):
     y_test: np.ndarray
 
 
+def check_digits(data) -> Digits:
+    """``data`` as :class:`Digits`, or raise: a 4-tuple ``(x_train, y_train, x_test, y_test)`` with
+    images (N, 1, 8, 8) (N >= 1) and integer labels (N,) in [0, 9], the same N for images and labels.
+
+    Integer images are converted to float64; float images and the labels are returned as they are.
+    """
+    if not isinstance(data, tuple):
+        raise TypeError(f"data must be a Digits tuple (x_train, y_train, x_test, y_test), got {type(data).__name__}")
+    if len(data) != 4:
+        raise ValueError(f"data must have 4 entries (x_train, y_train, x_test, y_test), got {len(data)}")
+    out = []
+    for split, x, y in (("train", data[0], data[1]), ("test", data[2], data[3])):
+        x = as_real_array(x, f"x_{split}", ndim=4)
+        if x.shape[1:] != IMAGE_SHAPE or x.shape[0] < 1:
+            raise ValueError(f"x_{split} must have shape (N, {', '.join(map(str, IMAGE_SHAPE))}) with N >= 1, "
+                             f"got {x.shape}")
+        out += [x, as_labels(y, N_CLASSES, f"y_{split}", n=x.shape[0])]
+    return Digits(*out)
+
+
 def load_digits(test_size: float = 0.2, seed: int = 0) -> Digits:
     """The digits, scaled to [0, 1], split stratified into train and test (fixed by ``seed``).
 
@@ -56,9 +76,7 @@ def load_digits(test_size: float = 0.2, seed: int = 0) -> Digits:
         raise TypeError(f"test_size must be a float in (0, 1), got {test_size!r} of type {type(test_size).__name__}")
     if not 0.0 < float(test_size) < 1.0:
         raise ValueError(f"test_size must lie strictly between 0 and 1, got {test_size!r}")
-    seed = as_int(seed, "seed", "a non-negative int")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
+    seed = as_int(seed, "seed", "a non-negative int", minimum=0)
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
         from sklearn.model_selection import train_test_split
@@ -81,43 +99,32 @@ def batch_indices(n: int, batch_size: int, *, seed: int, epoch: int) -> list[np.
     ``ceil(n / batch_size)`` consecutive slices of ``batch_size`` (the last may be shorter).
     Every index appears exactly once per epoch.
     """
-    n = as_int(n, "n")
-    batch_size = as_int(batch_size, "batch_size")
-    seed = as_int(seed, "seed")
-    epoch = as_int(epoch, "epoch")
-    for name, value in (("n", n), ("batch_size", batch_size)):
-        if value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value}")
-    for name, value in (("seed", seed), ("epoch", epoch)):
-        if value < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {value}")
+    n, batch_size = as_int(n, "n", minimum=1), as_int(batch_size, "batch_size", minimum=1)
+    seed, epoch = as_int(seed, "seed", minimum=0), as_int(epoch, "epoch", minimum=0)
     perm = np.random.default_rng([seed, epoch]).permutation(n)
     return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def minibatches(x, y, batch_size: int, *, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(x[idx], y[idx])`` for the index arrays of :func:`batch_indices` (one epoch).
+    """An iterator of ``(x[idx], y[idx])`` over the index arrays of :func:`batch_indices` (one epoch).
 
     x: (N, ...) array; y: (N,) array. Shapes of the batches: (B, ...) and (B,), B <= batch_size.
+    The arguments are checked when it is called, not at the first batch.
     """
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim < 1 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise ValueError(f"x must be (N, ...) and y (N,) with the same N, got x {x.shape} and y {y.shape}")
-    for idx in batch_indices(x.shape[0], batch_size, seed=seed, epoch=epoch):
-        yield x[idx], y[idx]
+    return ((x[idx], y[idx]) for idx in batch_indices(x.shape[0], batch_size, seed=seed, epoch=epoch))
 
 
 def one_hot(labels, n_classes: int = N_CLASSES) -> np.ndarray:
-    """Targets t (N, K) float64 with ``t[n, labels[n]] = 1`` and 0 elsewhere (for the ½-squared error)."""
-    labels = np.asarray(labels)
-    n_classes = as_int(n_classes, "n_classes")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must be an integer array of class indices, got dtype {labels.dtype}")
-    if labels.ndim != 1:
-        raise ValueError(f"labels must have shape (N,), got {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"labels must lie in [0, {n_classes - 1}], got values from {labels.min()} to {labels.max()}")
+    """Targets t (N, K) float64 with ``t[n, labels[n]] = 1`` and 0 elsewhere (for the ½-squared error).
+
+    labels: integer array (N,) with values in [0, K); n_classes: K >= 1.
+    """
+    n_classes = as_int(n_classes, "n_classes", minimum=1)
+    labels = as_labels(labels, n_classes)
     t = np.zeros((labels.shape[0], n_classes))
     t[np.arange(labels.shape[0]), labels] = 1.0
     return t

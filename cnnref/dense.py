@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_real_array, check_shape, result_dtype
+from ._validate import as_real_array, as_shape, check_shape, result_dtype
 
 
 def _check_dense(x, W):
@@ -47,15 +47,25 @@ def dense_backward(dy, x, W):
 
 
 def flatten(a) -> np.ndarray:
-    """(N, C, H, W) maps -> (N, C·H·W) rows, in C-order (channel, then row, then column) ([eq-flatten])."""
+    """(N, C, H, W) maps -> (N, C·H·W) rows, in C-order (channel, then row, then column) ([eq-flatten]).
+
+    Returns a **view** of ``a`` (no copy: writing to the result writes to ``a``) whenever numpy's
+    reshape can, in particular for every C-contiguous float array. A copy is made only when it
+    must be: integer input is first converted to float64, and an ``a`` whose C, H, W axes are not
+    laid out in C order (e.g. ``a.transpose(0, 1, 3, 2)``) is copied by the reshape.
+    """
     a = as_real_array(a, "a", ndim=4)
     return a.reshape(a.shape[0], -1)
 
 
 def unflatten(d, shape) -> np.ndarray:
-    """Inverse of :func:`flatten` for the gradient: (N, C·H·W) -> ``shape`` = (N, C, H, W)."""
+    """Inverse of :func:`flatten` ([eq-flatten] read backwards): (N, C·H·W) -> ``shape`` = (N, C, H, W).
+
+    Returns a **view** of ``d`` for every float ``d`` (splitting the feature axis never needs a
+    copy); only integer input is copied (converted to float64).
+    """
     d = as_real_array(d, "d", ndim=2)
-    shape = tuple(shape)
+    shape = as_shape(shape, "shape")
     if len(shape) != 4 or d.shape != (shape[0], int(np.prod(shape[1:]))):
         raise ValueError(f"cannot unflatten an array of shape {d.shape} into {shape}: expected (N, C·H·W) = "
                          f"({shape[0] if shape else '?'}, {int(np.prod(shape[1:])) if len(shape) == 4 else '?'})")

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import activations as act
-from ._validate import as_int, as_real_array, check_mode
+from ._validate import as_int, as_labels, as_real_array, check_mode
 from .conv import conv2d_backward, conv2d_forward
 from .data import IMAGE_SHAPE, N_CLASSES, one_hot
 from .dense import dense_backward, dense_forward, flatten, unflatten
@@ -54,6 +54,8 @@ PARAM_NAMES = ("w1", "b1", "w2", "b2", "W3", "c3")
 KERNEL = 3
 PADDING = 1
 POOL = 2
+# What forward() keeps for backward(): the loss and every intermediate array.
+CACHE_KEYS = ("loss", "x", "z1", "a1", "p1", "z2", "a2", "p2", "f", "s")
 
 
 def param_shapes(channels=(16, 32)) -> dict[str, tuple[int, ...]]:
@@ -80,7 +82,7 @@ def init_params(seed: int = 0, channels=(16, 32), *, loss: str = "ce") -> dict[s
     fan_in = C_in·K_h·K_w (kernel) or D_in (dense); fan_out = C_out·K_h·K_w or D_out.
     The weights are drawn in the order of ``PARAM_NAMES``.
     """
-    seed = as_int(seed, "seed")
+    seed = as_int(seed, "seed", minimum=0)
     check_mode(loss, LOSSES, "loss")
     rng = np.random.default_rng(seed)
     params = {}
@@ -111,6 +113,13 @@ def check_params(params) -> dict[str, np.ndarray]:
     return out
 
 
+def _check_images(x) -> np.ndarray:
+    x = as_real_array(x, "x", ndim=4)
+    if x.shape[1:] != IMAGE_SHAPE or x.shape[0] < 1:
+        raise ValueError(f"x must have shape (N, {', '.join(map(str, IMAGE_SHAPE))}) with N >= 1, got {x.shape}")
+    return x
+
+
 def _layers(loss):
     check_mode(loss, LOSSES, "loss")
     if loss == "ce":
@@ -126,9 +135,7 @@ def forward(params, x, *, loss: str = "ce"):
     holds every intermediate array that :func:`backward` needs.
     """
     p = check_params(params)
-    x = as_real_array(x, "x", ndim=4)
-    if x.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(f"x must have shape (N, {', '.join(map(str, IMAGE_SHAPE))}), got {x.shape}")
+    x = _check_images(x)
     phi, _, pool, _ = _layers(loss)
     z1 = conv2d_forward(x, p["w1"], p["b1"], padding=PADDING)
     a1 = phi(z1)
@@ -139,17 +146,20 @@ def forward(params, x, *, loss: str = "ce"):
     f = flatten(p2)
     s = dense_forward(f, p["W3"], p["c3"])
     out = s if loss == "ce" else act.sigmoid(s)
-    cache = dict(loss=loss, x=x, z1=z1, a1=a1, p1=p1, z2=z2, a2=a2, p2=p2, f=f, s=s)
+    cache = dict(loss=loss, x=x, z1=z1, a1=a1, p1=p1, z2=z2, a2=a2, p2=p2, f=f, s=s)  # the keys of CACHE_KEYS
     return out, cache
 
 
 def backward(params, cache, dout) -> dict[str, np.ndarray]:
     """Gradients of the loss with respect to every parameter, given ``dout = ∂E/∂out`` (N, 10).
 
-    ``out`` is what :func:`forward` returned (logits for ``"ce"``, σ(s) for ``"sse"``).
-    Returns a dict with the keys and shapes of ``params``.
+    ``out`` is what :func:`forward` returned (logits for ``"ce"``, σ(s) for ``"sse"``), and
+    ``cache`` the dict that it returned with it. Returns a dict with the keys and shapes of ``params``.
     """
     p = check_params(params)
+    if not isinstance(cache, dict) or not set(CACHE_KEYS) <= set(cache):
+        raise TypeError(f"cache must be the dict that forward returned, with the keys {CACHE_KEYS}, got "
+                        + (f"a dict with the keys {tuple(cache)}" if isinstance(cache, dict) else type(cache).__name__))
     loss = cache["loss"]
     _, phi_prime, _, pool_back = _layers(loss)
     dout = as_real_array(dout, "dout", ndim=2)
@@ -167,53 +177,64 @@ def backward(params, cache, dout) -> dict[str, np.ndarray]:
     return dict(w1=dw1, b1=db1, w2=dw2, b2=db2, W3=dW3, c3=dc3)
 
 
+def _check_output(out, y):
+    out = as_real_array(out, "out", ndim=2)
+    return out, as_labels(y, out.shape[1], "y", n=out.shape[0])
+
+
 def loss_value(out, y, *, loss: str = "ce") -> float:
-    """The batch-mean loss of the network output ``out`` (N, 10) for integer labels ``y`` (N,)."""
+    """The batch-mean loss of the network output ``out`` (N, K) for integer labels ``y`` (N,) in [0, K).
+
+    ``loss="ce"``: softmax cross-entropy of the logits ([eq-softmax-ce]); ``"sse"``: ½-squared
+    error of the sigmoid outputs against one-hot targets ([eq-half-sse]); both divided by N.
+    """
     check_mode(loss, LOSSES, "loss")
+    out, y = _check_output(out, y)
     if loss == "ce":
         return softmax_cross_entropy(out, y, reduction="mean")
     return half_squared_error(out, one_hot(y, out.shape[1]), reduction="mean")
 
 
 def loss_grad(out, y, *, loss: str = "ce") -> np.ndarray:
-    """∂E/∂out (N, 10) of :func:`loss_value` ([eq-softmax-ce-grad] or [eq-half-sse-grad], divided by N)."""
+    """∂E/∂out (N, K) of :func:`loss_value` ([eq-softmax-ce-grad] or [eq-half-sse-grad], divided by N)."""
     check_mode(loss, LOSSES, "loss")
+    out, y = _check_output(out, y)
     if loss == "ce":
         return softmax_cross_entropy_grad(out, y, reduction="mean")
     return half_squared_error_grad(out, one_hot(y, out.shape[1]), reduction="mean")
 
 
 def loss_and_grads(params, x, y, *, loss: str = "ce"):
-    """``(E, grads)`` for a batch: batch-mean loss and its gradient with respect to every parameter."""
+    """``(E, grads)`` for a batch x (N, 1, 8, 8), y (N,): batch-mean loss and its gradient for every parameter."""
     out, cache = forward(params, x, loss=loss)
     return loss_value(out, y, loss=loss), backward(params, cache, loss_grad(out, y, loss=loss))
 
 
+def _chunks(x, batch_size) -> list[slice]:
+    batch_size = as_int(batch_size, "batch_size", minimum=1)
+    return [slice(i, i + batch_size) for i in range(0, x.shape[0], batch_size)]
+
+
 def predict(params, x, *, loss: str = "ce", batch_size: int = 512) -> np.ndarray:
-    """Predicted class (N,) = arg-max of the network output, computed in chunks of ``batch_size``."""
-    batch_size = as_int(batch_size, "batch_size")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
-    x = as_real_array(x, "x", ndim=4)
-    return np.concatenate(
-        [np.argmax(forward(params, x[i : i + batch_size], loss=loss)[0], axis=1) for i in range(0, x.shape[0], batch_size)]
-    )
+    """Predicted class (N,) = arg-max of the network output for x (N, 1, 8, 8), in chunks of ``batch_size`` >= 1."""
+    x = _check_images(x)
+    return np.concatenate([np.argmax(forward(params, x[c], loss=loss)[0], axis=1) for c in _chunks(x, batch_size)])
 
 
 def accuracy(params, x, y, *, loss: str = "ce") -> float:
-    """Fraction of examples whose predicted class equals the label."""
-    y = np.asarray(y)
+    """Fraction of the examples x (N, 1, 8, 8) whose predicted class equals the label y (N,)."""
+    x = _check_images(x)
+    y = as_labels(y, N_CLASSES, "y", n=x.shape[0])
     return float(np.mean(predict(params, x, loss=loss) == y))
 
 
 def evaluate(params, x, y, *, loss: str = "ce", batch_size: int = 512) -> tuple[float, float]:
-    """``(mean loss, accuracy)`` over a whole data set, in chunks of ``batch_size``."""
-    x = as_real_array(x, "x", ndim=4)
-    y = np.asarray(y)
+    """``(mean loss, accuracy)`` over a whole data set x (N, 1, 8, 8), y (N,), in chunks of ``batch_size`` >= 1."""
+    x = _check_images(x)
+    y = as_labels(y, N_CLASSES, "y", n=x.shape[0])
     total, correct = 0.0, 0
-    for i in range(0, x.shape[0], batch_size):
-        out, _ = forward(params, x[i : i + batch_size], loss=loss)
-        yb = y[i : i + batch_size]
-        total += loss_value(out, yb, loss=loss) * yb.shape[0]
-        correct += int(np.sum(np.argmax(out, axis=1) == yb))
+    for c in _chunks(x, batch_size):
+        out, _ = forward(params, x[c], loss=loss)
+        total += loss_value(out, y[c], loss=loss) * out.shape[0]
+        correct += int(np.sum(np.argmax(out, axis=1) == y[c]))
     return total / x.shape[0], correct / x.shape[0]

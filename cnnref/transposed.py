@@ -33,18 +33,30 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._validate import as_int, as_pair, as_real_array, check_shape, result_dtype
+from ._validate import as_pair, as_real_array, as_shape, check_shape, result_dtype
 from .sizes import output_size
 
 __all__ = ["zero_insert", "dilate_kernel", "remainder_rows", "input_grad_transposed", "weight_grad_dilated"]
 
 
 def _shape4(shape, name: str) -> tuple[int, int, int, int]:
-    if not isinstance(shape, (tuple, list)) or len(shape) != 4:
-        raise ValueError(f"{name} must be a sequence of 4 ints (NCHW / OIHW), got {shape!r}")
-    out = tuple(as_int(v, name, "a sequence of 4 ints") for v in shape)
-    if min(out) < 1:
-        raise ValueError(f"{name} must have positive entries, got {shape!r}")
+    return as_shape(shape, name, ndim=4, minimum=1, why="NCHW / OIHW")
+
+
+def _maps(a, name: str) -> np.ndarray:
+    """``a`` as a 4-D real array with at least one row and one column (an empty map has no spacing)."""
+    a = as_real_array(a, name, ndim=4)
+    if min(a.shape[2:]) < 1:
+        raise ValueError(f"{name} must have at least one row and one column, got shape {a.shape}")
+    return a
+
+
+def _spread(a: np.ndarray, steps: tuple[int, int]) -> np.ndarray:
+    """``a`` (N, C, H, W) with its entries ``steps`` apart, zeros in between (no checks)."""
+    sh, sw = steps
+    n, c, h, w = a.shape
+    out = np.zeros((n, c, sh * (h - 1) + 1, sw * (w - 1) + 1), dtype=a.dtype)
+    out[:, :, ::sh, ::sw] = a
     return out
 
 
@@ -54,36 +66,30 @@ def _correlate(a: np.ndarray, k: np.ndarray, step=(1, 1), spread=(1, 1)) -> np.n
     a: (N, I, H, W); k: (O, I, K_h, K_w). Returns (N, O, H_o, W_o) with
     ``out[n, o, i, j] = Σ_{c,u,v} a[n, c, step·i + spread·u, step·j + spread·v] · k[o, c, u, v]``.
     """
-    (kh, kw), (th, tw), (ph, pw) = k.shape[2:], step, spread
-    span = (ph * (kh - 1) + 1, pw * (kw - 1) + 1)
-    win = sliding_window_view(a, span, axis=(2, 3))[:, :, ::th, ::tw, ::ph, ::pw]  # (N, I, H_o, W_o, K_h, K_w)
+    (kh, kw), (sh, sw), (dh, dw) = k.shape[2:], step, spread
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    win = sliding_window_view(a, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]  # (N, I, H_o, W_o, K_h, K_w)
     return np.einsum("ncijuv,ocuv->noij", win, k, optimize=True)
 
 
 def zero_insert(a, stride) -> np.ndarray:
     """Spread the entries of ``a`` ``s`` apart, zeros in between ([eq-sb-zero-insert]).
 
-    a: (N, C, H, W); stride: int or (s_h, s_w) >= 1.
+    a: (N, C, H, W) with H, W >= 1; stride: int or (s_h, s_w) >= 1.
     Returns (N, C, s_h (H − 1) + 1, s_w (W − 1) + 1) with ``out[..., s_h i, s_w j] = a[..., i, j]``
     and zeros everywhere else. ``stride=1`` returns a copy of ``a``.
     """
-    a = as_real_array(a, "a", ndim=4)
-    sh, sw = as_pair(stride, "stride", 1)
-    n, c, h, w = a.shape
-    out = np.zeros((n, c, sh * (h - 1) + 1, sw * (w - 1) + 1), dtype=a.dtype)
-    out[:, :, ::sh, ::sw] = a
-    return out
+    return _spread(_maps(a, "a"), as_pair(stride, "stride", 1))
 
 
 def dilate_kernel(w, dilation) -> np.ndarray:
     """The dilated kernel ``w̃`` with its taps ``d`` apart ([eq-sb-dilated-kernel]).
 
-    w: (C_out, C_in, K_h, K_w); dilation: int or (d_h, d_w) >= 1.
+    w: (C_out, C_in, K_h, K_w) with K_h, K_w >= 1; dilation: int or (d_h, d_w) >= 1.
     Returns (C_out, C_in, d_h (K_h − 1) + 1, d_w (K_w − 1) + 1): ``w̃[..., d_h u, d_w v] = w[..., u, v]``,
     zeros elsewhere. A correlation with ``w̃`` equals a dilated correlation with ``w``.
     """
-    w = as_real_array(w, "w", ndim=4)
-    return zero_insert(w, as_pair(dilation, "dilation", 1))
+    return _spread(_maps(w, "w"), as_pair(dilation, "dilation", 1))
 
 
 def remainder_rows(n, kernel, stride=1, padding=0, dilation=1) -> int:

@@ -5,8 +5,16 @@
 2. The terminal summary reports how many ledger entries are still pending.
 """
 
+import os
 import sys
 from pathlib import Path
+
+# Before anything imports jax: the CPU only, without probing for accelerators (no stderr noise);
+# and XLA's LLVM optimisation level 0, which changes only how long a kernel takes to compile, not
+# what it computes (each new shape that hypothesis draws compiles about twice as fast).
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
 import ledger  # noqa: E402  (book/_ext/ledger.py)

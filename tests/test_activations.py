@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.special
 
-import jax_reference as jr
+from cnnref.book import jaxref as jr
 from cnnref import relu, relu_prime, sigmoid, sigmoid_prime, tanh, tanh_prime
 from cnnref.gradcheck import numerical_gradient, relative_error
 from helpers import RTOL32, assert_close

@@ -2,7 +2,7 @@
 slips through the weaker check the book says misses it.
 
 The checks are the book's ("Checking gradients"): comparison with ``jax.vjp``/``jax.grad``
-(tests/jax_reference.py), central differences (cnnref.gradcheck.numerical_gradient), the adjoint
+(cnnref/book/jaxref.py), central differences (cnnref.gradcheck.numerical_gradient), the adjoint
 test (cnnref.gradcheck.adjoint_test) and, for max pooling, the sum rule: shifting every entry of
 a window by t shifts its maximum by t, so Σ dx = Σ dy for any correct max-pool gradient.
 "Caught" means a relative error above 1e-2 (an O(1) discrepancy); "missed" means agreement to
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import jax_reference as jr
+from cnnref.book import jaxref as jr
 from cnnref import (
     avgpool2d_backward,
     conv2d_backward,

@@ -14,7 +14,7 @@ import scipy.signal
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import jax_reference as jr
+from cnnref.book import jaxref as jr
 from cnnref import (
     conv2d_backward,
     conv2d_backward_loop,

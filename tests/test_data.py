@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnref.data import N_CLASSES, Digits, batch_indices, load_digits, minibatches, one_hot
+from cnnref.data import N_CLASSES, Digits, batch_indices, check_digits, load_digits, minibatches, one_hot
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
@@ -122,3 +122,54 @@ def test_one_hot_matches_rows_of_the_identity():
         one_hot(np.array([10]))
     with pytest.raises(TypeError, match="integer"):
         one_hot(np.array([1.0]))
+
+
+def test_minibatches_checks_its_arguments_when_called():
+    """Not lazily at the first batch: a generator function would accept anything until iterated."""
+    x, y = np.zeros((10, 1, 8, 8)), np.zeros(10, int)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        minibatches(x, y, 0, seed=0, epoch=0)
+    with pytest.raises(ValueError, match="same N"):
+        minibatches(x, y[:5], 4, seed=0, epoch=0)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        minibatches(x, y, 4, seed="0", epoch=0)
+    assert [b[1].size for b in minibatches(x, y, 4, seed=0, epoch=0)] == [4, 4, 2]
+
+
+@pytest.mark.parametrize("n_classes, exc, match", [
+    (0, ValueError, "n_classes must be a positive int, got 0"),
+    (10.0, TypeError, "n_classes must be an int"),
+])
+def test_one_hot_checks_n_classes(n_classes, exc, match):
+    with pytest.raises(exc, match=match):
+        one_hot(np.array([0]), n_classes)
+
+
+def test_one_hot_rejects_labels_that_are_not_a_vector():
+    with pytest.raises(ValueError, match=r"labels must have shape \(N,\), got \(2, 1\)"):
+        one_hot(np.array([[1], [2]]))
+    with pytest.raises(TypeError, match="got dtype bool"):
+        one_hot(np.array([True, False]))
+
+
+def test_check_digits_accepts_a_split_and_converts_integer_images(digits):
+    checked = check_digits(digits)
+    assert isinstance(checked, Digits)
+    assert all(a is b for a, b in zip(checked, digits))  # float images and labels: the same arrays
+    as_tuple = check_digits((np.ones((3, 1, 8, 8), int), np.array([0, 1, 9]), np.zeros((1, 1, 8, 8)), np.array([2])))
+    assert as_tuple.x_train.dtype == np.float64
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    ([1, 2, 3, 4], TypeError, "data must be a Digits tuple"),
+    ((1, 2, 3), ValueError, "data must have 4 entries"),
+    (lambda d: d._replace(x_test=d.x_test[:, 0]), ValueError, "x_test must be a 4-D array"),
+    (lambda d: d._replace(x_test=d.x_test[:, :, :, :4]), ValueError, r"x_test must have shape \(N, 1, 8, 8\)"),
+    (lambda d: d._replace(y_test=d.y_test[:-1]), ValueError, r"y_test must have shape \(N,\) = \(360,\), got \(359,\)"),
+    (lambda d: d._replace(y_train=d.y_train - 1), ValueError, r"y_train must lie in \[0, 9\]"),
+    (lambda d: d._replace(y_train=d.y_train.astype(float)), TypeError, "y_train must be an integer array"),
+    (lambda d: d._replace(x_train=d.x_train[:0], y_train=d.y_train[:0]), ValueError, "with N >= 1"),
+])
+def test_check_digits_rejects_bad_splits(bad, exc, match, digits):
+    with pytest.raises(exc, match=match):
+        check_digits(bad(digits) if callable(bad) else bad)

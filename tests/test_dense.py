@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import jax_reference as jr
+from cnnref.book import jaxref as jr
 from cnnref import conv2d_forward, dense_backward, dense_forward, flatten, unflatten
 from cnnref.gradcheck import adjoint_test, numerical_gradient, relative_error
 from helpers import RTOL32, assert_close
@@ -147,3 +147,36 @@ def test_conv_flatten_dense_chain_matches_jax():
 def test_flatten_needs_4d(bad):
     with pytest.raises(ValueError, match=r"a must be a 4-D array, got \d-D"):
         flatten(bad)
+
+
+def test_flatten_and_unflatten_return_views():
+    """As documented: views of float arrays (writes go through) unless flatten's maps are not in C order."""
+    a = np.arange(2 * 3 * 2 * 2, dtype=float).reshape(2, 3, 2, 2)
+    f = flatten(a)
+    assert np.shares_memory(f, a)
+    f[1, 0] = -1.0
+    assert a[1, 0, 0, 0] == -1.0
+    d = unflatten(f, a.shape)
+    assert np.shares_memory(d, f) and np.shares_memory(d, a)
+    f32 = a.astype(np.float32)
+    assert np.shares_memory(flatten(f32), f32)
+    assert np.shares_memory(flatten(a[::2]), a)              # strided along N only: still a view
+    rows = np.asfortranarray(f)
+    assert np.shares_memory(unflatten(rows, a.shape), rows)  # unflatten only splits an axis: always a view
+    # copies: integer input (converted to float64), and maps whose axes are not in C order
+    ints = np.arange(24).reshape(2, 3, 2, 2)
+    assert not np.shares_memory(flatten(ints), ints)
+    assert not np.shares_memory(unflatten(ints.reshape(2, 12), ints.shape), ints)
+    swapped = np.ascontiguousarray(a.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # the values of a, W before H
+    np.testing.assert_array_equal(flatten(swapped), flatten(a))
+    assert not np.shares_memory(flatten(swapped), swapped)
+
+
+@pytest.mark.parametrize("shape, exc, match", [
+    ((2, 3.0, 2, 2), TypeError, "shape must be a sequence of ints, got 3.0"),
+    ("2322", ValueError, "shape must be a sequence of ints"),
+    (None, ValueError, "shape must be a sequence of ints"),
+])
+def test_unflatten_shape_must_be_a_sequence_of_ints(shape, exc, match):
+    with pytest.raises(exc, match=match):
+        unflatten(np.ones((2, 12)), shape)

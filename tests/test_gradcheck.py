@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnref import conv2d_backward, conv2d_forward, convolve2d, correlate2d, rot180
+from cnnref import (avgpool2d_backward, avgpool2d_forward, conv2d_backward, conv2d_forward, convolve2d, correlate2d,
+                    rot180)
 from cnnref.gradcheck import adjoint_test, numerical_gradient, relative_error
 
 # --- numerical_gradient ---------------------------------------------------------------------------
@@ -79,7 +80,72 @@ def test_adjoint_test_accepts_a_matrix_and_its_transpose():
 def test_adjoint_test_rejects_a_wrong_transpose():
     A = np.random.default_rng(1).standard_normal((6, 6))
     assert adjoint_test(lambda v: A @ v, lambda u: A @ u, (6,), (6,)) > 1e-2  # A is not symmetric
-    assert adjoint_test(lambda v: A @ v, lambda u: 1.01 * (A.T @ u), (6,), (6,)) > 1e-3  # off by 1 %
+    # off by 1 %: |a − 1.01 a| / (1.01 |a|) = 0.01 / 1.01, up to rounding
+    off = adjoint_test(lambda v: A @ v, lambda u: 1.01 * (A.T @ u), (6,), (6,))
+    assert off == pytest.approx(0.01 / 1.01, rel=1e-12)
+
+
+def test_adjoint_test_semantics_on_a_hand_made_pair():
+    """|a − b| / max(|a|, |b|), a = ⟨u, Jv⟩, b = ⟨Jᵀu, v⟩, u and v drawn from the rng in the documented order."""
+    A = np.random.default_rng(4).standard_normal((3, 5))
+    rng = np.random.default_rng(11)
+    v, u = rng.standard_normal(5), rng.standard_normal(3)
+    a, b = u @ (A @ v), (-0.5 * A.T @ u) @ v
+    got = adjoint_test(lambda t: A @ t, lambda t: -0.5 * A.T @ t, (5,), (3,), rng=np.random.default_rng(11))
+    assert got == pytest.approx(abs(a - b) / max(abs(a), abs(b)), rel=1e-14)
+    assert got == pytest.approx(1.5, rel=1e-14)  # b = −a/2: |a + a/2| / |a|
+    assert adjoint_test(lambda t: -(A @ t), lambda t: A.T @ t, (5,), (3,)) == pytest.approx(2.0, rel=1e-14)  # sign
+    # both sides exactly zero: the zero map and its (zero) transpose agree
+    assert adjoint_test(lambda t: np.zeros(3), lambda t: np.zeros(5), (5,), (3,)) == 0.0
+
+
+# Layers at small and large sizes: (x shape, w shape, settings) for conv, (x shape, size, stride) for pooling.
+CONV_SIZES = [((1, 1, 4, 5), (1, 1, 2, 2), {}), ((2, 3, 9, 8), (4, 3, 3, 2), dict(stride=2, padding=1)),
+              ((2, 4, 40, 40), (6, 4, 3, 3), dict(padding=1, dilation=2)), ((4, 8, 64, 64), (8, 8, 3, 3), {})]
+POOL_SIZES = [((1, 1, 2, 2), 2, 2), ((2, 3, 9, 8), 3, 2), ((4, 8, 64, 64), 2, 2), ((8, 16, 64, 64), 3, 1)]
+
+
+def _conv_pair(x_shape, w_shape, settings, scale=1.0, zero=False):
+    w = np.random.default_rng(12).standard_normal(w_shape)
+    out = conv2d_forward(np.zeros(x_shape), w, **settings).shape
+
+    def transpose(u):
+        dx = conv2d_backward(u, np.zeros(x_shape), w, **settings)[0]
+        return np.zeros_like(dx) if zero else scale * dx
+
+    return (lambda v: conv2d_forward(v, w, **settings)), transpose, x_shape, out
+
+
+def _pool_pair(x_shape, size, stride, scale=1.0, zero=False):
+    out = avgpool2d_forward(np.zeros(x_shape), size, stride).shape
+
+    def transpose(u):
+        dx = avgpool2d_backward(u, np.zeros(x_shape), size, stride)
+        return np.zeros_like(dx) if zero else scale * dx
+
+    return (lambda v: avgpool2d_forward(v, size, stride)), transpose, x_shape, out
+
+
+PAIRS = ([pytest.param(_conv_pair, c, id=f"conv-{np.prod(c[0])}") for c in CONV_SIZES]
+         + [pytest.param(_pool_pair, c, id=f"avgpool-{np.prod(c[0])}") for c in POOL_SIZES])
+
+
+@pytest.mark.parametrize("make, case", PAIRS)
+def test_adjoint_test_scores_at_rounding_level_for_correct_transposes_at_every_size(make, case):
+    assert adjoint_test(*make(*case)) < 1e-12
+
+
+@pytest.mark.parametrize("make, case", PAIRS)
+def test_adjoint_test_scores_a_zero_transpose_1_at_every_size(make, case):
+    """A transpose that returns zeros scores exactly 1, from 4 to 131,072 inputs: the score does not
+    shrink as the arrays grow (a scale of ‖u‖‖Jv‖ gave 1e-3 to 1e-1 here)."""
+    assert adjoint_test(*make(*case, zero=True)) == 1.0
+
+
+@pytest.mark.parametrize("make, case", PAIRS)
+@pytest.mark.parametrize("scale", [2.0, 0.5])
+def test_adjoint_test_catches_a_transpose_off_by_a_factor_2(make, case, scale):
+    assert adjoint_test(*make(*case, scale=scale)) == pytest.approx(0.5, rel=1e-12)
 
 
 def test_adjoint_test_catches_conv_backward_without_the_flip():
@@ -127,3 +193,31 @@ def test_adjoint_test_is_deterministic_by_default_and_uses_the_given_rng():
 
     assert adjoint_test(fwd, bad, (4,), (4,)) == adjoint_test(fwd, bad, (4,), (4,))
     assert adjoint_test(fwd, bad, (4,), (4,)) != adjoint_test(fwd, bad, (4,), (4,), rng=np.random.default_rng(99))
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(forward="A"), TypeError, "forward must be a callable"),
+    (dict(transpose=None), TypeError, "transpose must be a callable"),
+    (dict(in_shape=3), ValueError, r"in_shape must be a sequence of ints, got 3"),
+    (dict(in_shape=(3.0,)), TypeError, r"in_shape must be a sequence of ints, got 3.0"),
+    (dict(out_shape=(0,)), ValueError, r"out_shape must have entries >= 1, got \(0,\)"),
+    (dict(rng=0), TypeError, "rng must be a numpy Generator"),
+    (dict(forward=lambda v: (A_BAD @ v).astype(complex)), TypeError, r"forward\(v\) must be a real numeric array"),
+])
+def test_adjoint_test_rejects_bad_arguments(kw, exc, match):
+    args = dict(forward=lambda v: A_BAD @ v, transpose=lambda u: A_BAD.T @ u, in_shape=(3,), out_shape=(2,)) | kw
+    with pytest.raises(exc, match=match):
+        adjoint_test(**args)
+
+
+A_BAD = np.ones((2, 3))
+
+
+@pytest.mark.parametrize("f, exc, match", [
+    ("sum", TypeError, "f must be a callable"),
+    (lambda t: t, TypeError, r"f must return a real scalar, got ndarray of shape \(3,\)"),
+    (lambda t: np.sum(t) + 0j, TypeError, "f must return a real scalar"),
+])
+def test_numerical_gradient_rejects_a_bad_function(f, exc, match):
+    with pytest.raises(exc, match=match):
+        numerical_gradient(f, np.ones(3))

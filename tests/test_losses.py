@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import jax_reference as jr  # noqa: I001  (first: sets JAX_PLATFORMS, XLA_FLAGS and x64 before jax starts)
+from cnnref.book import jaxref as jr  # noqa: I001  (first: sets JAX_PLATFORMS, XLA_FLAGS and x64 before jax starts)
 import jax
 import numpy as np
 import pytest

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import jax_reference as jr  # noqa: F401  (float64 in jax, CPU only)
+from cnnref.book import jaxref as jr  # noqa: F401  (float64 in jax, CPU only)
 from cnnref import avgpool2d_forward
 from cnnref import matlab_net as mn
 from cnnref.gradcheck import numerical_gradient

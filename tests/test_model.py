@@ -8,14 +8,14 @@ import pytest
 from cnnref import model
 from cnnref.data import one_hot
 
-import jax_reference as J
+from cnnref.book import jaxref as J
 from helpers import assert_close
 
 jnp = J.jnp
 
 
 def jax_loss(p, x, y, loss):
-    """The network of cnnref.model from jax primitives only (tests/jax_reference.py), batch-mean loss."""
+    """The network of cnnref.model from jax primitives only (cnnref/book/jaxref.py), batch-mean loss."""
     phi, pool = (J.relu, J.maxpool2d) if loss == "ce" else (J.sigmoid, J.avgpool2d)
     h = pool(phi(J.conv2d(x, p["w1"], p["b1"], padding=1)), 2)
     h = pool(phi(J.conv2d(h, p["w2"], p["b2"], padding=1)), 2)
@@ -149,3 +149,86 @@ def test_rejects_bad_inputs():
         model.backward(p, cache, out[:, :3])
     with pytest.raises(ValueError, match="channels"):
         model.param_shapes((4,))
+
+
+def test_forward_cache_has_the_documented_keys():
+    _, cache = model.forward(model.init_params(0), _batch(2)[0])
+    assert tuple(cache) == model.CACHE_KEYS
+
+
+@pytest.mark.parametrize("f", [model.predict, model.evaluate])
+@pytest.mark.parametrize("batch_size, exc, match", [
+    (0, ValueError, "batch_size must be a positive int, got 0"),
+    (-5, ValueError, "batch_size must be a positive int, got -5"),
+    (2.0, TypeError, "batch_size must be an int, got 2.0"),
+    (True, TypeError, "batch_size must be an int, got True"),
+    ("8", TypeError, "batch_size must be an int"),
+])
+def test_predict_and_evaluate_check_batch_size(f, batch_size, exc, match):
+    p = model.init_params(0)
+    x, y = _batch(5)
+    args = (p, x) if f is model.predict else (p, x, y)
+    with pytest.raises(exc, match=match):
+        f(*args, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("f", [model.accuracy, model.evaluate])
+@pytest.mark.parametrize("bad_y, exc, match", [
+    (lambda y: y[:-1], ValueError, r"y must have shape \(N,\) = \(6,\), got \(5,\)"),   # would be ignored in chunks
+    (lambda y: np.concatenate([y, y]), ValueError, r"got \(12,\)"),
+    (lambda y: y[0], ValueError, r"got \(\)"),                                             # a scalar would broadcast
+    (lambda y: y.astype(float), TypeError, "y must be an integer array"),
+    (lambda y: y + 10, ValueError, r"y must lie in \[0, 9\]"),
+])
+def test_accuracy_and_evaluate_check_the_labels(f, bad_y, exc, match):
+    p = model.init_params(0)
+    x, y = _batch(6)
+    with pytest.raises(exc, match=match):
+        f(p, x, bad_y(y), **({"batch_size": 4} if f is model.evaluate else {}))
+
+
+@pytest.mark.parametrize("f", [model.forward, model.predict, model.accuracy, model.evaluate])
+def test_an_empty_batch_is_rejected(f):
+    p = model.init_params(0)
+    args = (p, np.zeros((0, 1, 8, 8))) + (() if f in (model.forward, model.predict) else (np.zeros(0, int),))
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 1, 8, 8\) with N >= 1, got \(0, 1, 8, 8\)"):
+        f(*args)
+
+
+@pytest.mark.parametrize("f", [model.loss_value, model.loss_grad])
+@pytest.mark.parametrize("loss", model.LOSSES)
+def test_loss_value_and_grad_check_out_and_y(f, loss):
+    out, y = np.zeros((4, 10)), np.array([0, 1, 2, 3])
+    with pytest.raises(ValueError, match="out must be a 2-D array"):
+        f(out[0], y, loss=loss)
+    with pytest.raises(TypeError, match="out must be a real numeric array"):
+        f(out.astype(bool), y, loss=loss)
+    with pytest.raises(ValueError, match=r"y must have shape \(N,\) = \(4,\)"):
+        f(out, y[:3], loss=loss)
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 9\]"):
+        f(out, np.array([0, 1, 2, 10]), loss=loss)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        f(out, y, loss="mse")
+
+
+def test_backward_checks_the_cache():
+    p = model.init_params(0)
+    x, y = _batch(3)
+    out, cache = model.forward(p, x)
+    dout = model.loss_grad(out, y)
+    with pytest.raises(TypeError, match=r"cache must be the dict that forward returned, .* got tuple"):
+        model.backward(p, tuple(cache.values()), dout)
+    with pytest.raises(TypeError, match=r"cache must be the dict that forward returned, .* got a dict with the keys"):
+        model.backward(p, {k: v for k, v in cache.items() if k != "f"}, dout)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(seed=-1), ValueError, "seed must be a non-negative int, got -1"),
+    (dict(seed=0.5), TypeError, "seed must be an int"),
+    (dict(loss="mse"), ValueError, "loss must be one of 'ce', 'sse'"),
+    (dict(channels=(4, 0)), ValueError, "channels must be positive"),
+    (dict(channels=(4, 2.0)), TypeError, "channels must be a pair of positive ints"),
+])
+def test_init_params_rejects_bad_arguments(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        model.init_params(**kw)

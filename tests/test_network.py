@@ -1,6 +1,6 @@
 """cnnref.network: the MATLAB-style network from cnnref's NCHW layers, and the maps between layouts.
 
-Checked against ``jax.grad`` of the network written with ``jax_reference`` (lax convolution
+Checked against ``jax.grad`` of the network written with ``cnnref.book.jaxref`` (lax convolution
 and reduce_window pooling), and against :mod:`cnnref.matlab_net` after mapping the parameters
 with :func:`cnnref.network.from_matlab` (every gradient equal).
 """
@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import jax_reference as jr
+from cnnref.book import jaxref as jr
 from cnnref import matlab_net as mn
 from cnnref import network as nw
 from helpers import assert_close

@@ -116,3 +116,30 @@ def test_rejects_mismatched_gradients():
         sgd_step(p, {"w": p["w"], "b": np.zeros(4)}, 0.1)
     with pytest.raises(TypeError):
         sgd_step(p, [p["w"], p["b"]], 0.1)
+
+
+@pytest.mark.parametrize("args, exc, match", [
+    ((0.0, 0, 10), ValueError, "lr must be a positive finite number"),
+    ((0.1, 1.0, 10), TypeError, "epoch must be an int, got 1.0"),
+    ((0.1, 0, "10"), TypeError, "epochs must be an int"),
+    ((0.1, -1, 10), ValueError, "need 0 <= epoch < epochs"),
+    ((0.1, 0, 0), ValueError, "need 0 <= epoch < epochs with epochs >= 1"),
+])
+def test_cosine_lr_rejects_bad_arguments(args, exc, match):
+    with pytest.raises(exc, match=match):
+        cosine_lr(*args)
+
+
+def test_step_and_velocity_are_checked():
+    rng = np.random.default_rng(7)
+    p, g = _params(rng), _params(rng)
+    with pytest.raises(ValueError, match="lr must be a positive finite number"):
+        SGD(0.1).step(p, g, lr=-1.0)
+    with pytest.raises(ValueError, match=r"velocity\['b'\] must have the shape of params\['b'\]"):
+        sgd_step(p, g, 0.1, momentum=0.5, velocity={"w": p["w"], "b": np.zeros(2)})
+    with pytest.raises(TypeError, match=r"grads\['w'\] must be a real numeric array"):
+        sgd_step(p, {"w": p["w"].astype(complex), "b": p["b"]}, 0.1)
+    with pytest.raises(TypeError, match="w must be a real numeric array"):
+        sgd_step({"w": p["w"].astype(str), "b": p["b"]}, g, 0.1)
+    with pytest.raises(TypeError, match="momentum must be a real number"):
+        SGD(0.1, momentum=None)

@@ -3,7 +3,7 @@ forms, hand-worked tie cases, central differences and (mean pooling, which is li
 
 from __future__ import annotations
 
-import jax_reference as jr  # noqa: I001  (first: sets JAX_PLATFORMS, XLA_FLAGS and x64 before jax starts)
+from cnnref.book import jaxref as jr  # noqa: I001  (first: sets JAX_PLATFORMS, XLA_FLAGS and x64 before jax starts)
 import jax
 import jax.numpy as jnp
 import numpy as np

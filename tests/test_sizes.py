@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-import jax_reference as jr
+from cnnref.book import jaxref as jr
 from cnnref import output_size
 
 

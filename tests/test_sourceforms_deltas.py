@@ -1,14 +1,14 @@
 """Tests for cnnref.sourceforms.deltas: the sources' delta / input-gradient equations as printed.
 
 Each printed form is compared with ``jax.vjp`` of an independent jax forward
-(tests/jax_reference.py), converted to the source's own kernel convention; where
+(cnnref/book/jaxref.py), converted to the source's own kernel convention; where
 the book says a form is wrong or holds only under a convention, the test also
 asserts the disagreement outside that convention.
 """
 
 from __future__ import annotations
 
-import jax_reference as jr  # noqa: I001 - sets JAX_PLATFORMS/x64 before jax is used
+from cnnref.book import jaxref as jr  # noqa: I001 - sets JAX_PLATFORMS/x64 before jax is used
 import jax
 import jax.numpy as jnp
 import numpy as np

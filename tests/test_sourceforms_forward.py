@@ -1,7 +1,7 @@
 """Tests for cnnref.sourceforms.forward: the sources' forward-pass equations as printed.
 
 Every printed form is compared with an independent reference (scipy.signal,
-jax.lax.conv_general_dilated via tests/jax_reference.py, or an explicit sum
+jax.lax.conv_general_dilated via cnnref/book/jaxref.py, or an explicit sum
 written here), and where the book says a source is wrong or convention-bound,
 the test asserts the disagreement too, so it fails if either side changes.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import jax_reference as jr  # noqa: I001 - sets JAX_PLATFORMS/x64 before jax is used
+from cnnref.book import jaxref as jr  # noqa: I001 - sets JAX_PLATFORMS/x64 before jax is used
 import numpy as np
 import pytest
 import scipy.signal

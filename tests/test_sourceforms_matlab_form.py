@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-import jax_reference as jr  # noqa: F401  (enables float64 in jax, CPU only)
+from cnnref.book import jaxref as jr  # noqa: F401  (enables float64 in jax, CPU only)
 from cnnref.gradcheck import adjoint_test
 from cnnref.matlab import conv2, convn, flipall
 from cnnref.matlab_net import conv_layer

@@ -1,14 +1,14 @@
 """Tests for cnnref.sourceforms.weight_grad: the sources' weight-gradient equations as printed.
 
 Every printed form is compared with ``jax.vjp`` of an independent jax forward
-(tests/jax_reference.py), converted to the source's own kernel convention; where
+(cnnref/book/jaxref.py), converted to the source's own kernel convention; where
 the book says a form is wrong or holds only under a convention, the test also
 asserts the disagreement outside that convention, so it fails if either side changes.
 """
 
 from __future__ import annotations
 
-import jax_reference as jr  # noqa: I001 - sets JAX_PLATFORMS/x64 before jax is used
+from cnnref.book import jaxref as jr  # noqa: I001 - sets JAX_PLATFORMS/x64 before jax is used
 import numpy as np
 import pytest
 import scipy.signal

@@ -1,10 +1,11 @@
 """Train the digits CNN twice, with cnnref's hand-derived gradients and with ``jax.grad``, and compare every step.
 
-The jax network below is written from jax's own primitives (``lax.conv_general_dilated``,
-``lax.reduce_window``, ``jax.nn``) and never calls cnnref: only the initial parameters,
-the minibatch indices and the learning-rate schedule are shared (they are data, not
-computation). Both runs use float64 and the same SGD (+ momentum) update, written
-separately here in jax. After every one of the first 50 steps every parameter must agree
+The jax network (``cnnref.book.jaxref.cnn_forward``/``cnn_loss``/``cnn_sgd_step``, also shown in
+the training chapter) is written from jax's own primitives (``lax.conv_general_dilated``,
+``lax.reduce_window``, ``jax.nn``) and never calls cnnref's implementation: only the initial
+parameters, the minibatch indices and the learning-rate schedule are shared (they are data, not
+computation). Both runs use float64 and the same SGD (+ momentum) update, written separately in
+jax. After every one of the first 50 steps every parameter must agree
 to 1e-9 in absolute value.
 
 Why 1e-9 and not 1e-12: the two runs differ only by the order of floating-point summation
@@ -16,70 +17,17 @@ parameters by ~lr · |grad| ~ 1e-3 at the first step).
 
 from __future__ import annotations
 
-import os
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
-import functools  # noqa: E402
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from jax import lax  # noqa: E402
-
-from cnnref import model  # noqa: E402
-from cnnref.data import batch_indices, load_digits  # noqa: E402
-from cnnref.optim import SGD, cosine_lr  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)
+from cnnref import model
+from cnnref.book.jaxref import cnn_sgd_step as jstep
+from cnnref.data import batch_indices, load_digits
+from cnnref.optim import SGD, cosine_lr
 
 N_STEPS = 50
 TOL = 1e-9
-
-
-# --- the same network in jax -------------------------------------------------------------------
-
-
-def jconv(x, w, b):
-    z = lax.conv_general_dilated(x, w, window_strides=(1, 1), padding=[(1, 1), (1, 1)],
-                                 dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=lax.Precision.HIGHEST)
-    return z + b[None, :, None, None]
-
-
-def jpool(a, kind):
-    if kind == "max":
-        return lax.reduce_window(a, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
-    return lax.reduce_window(a, 0.0, lax.add, (1, 1, 2, 2), (1, 1, 2, 2), "VALID") / 4.0
-
-
-def jforward(p, x, loss):
-    phi, kind = (jax.nn.relu, "max") if loss == "ce" else (jax.nn.sigmoid, "avg")
-    h = jpool(phi(jconv(x, p["w1"], p["b1"])), kind)
-    h = jpool(phi(jconv(h, p["w2"], p["b2"])), kind)
-    s = jnp.matmul(h.reshape(h.shape[0], -1), p["W3"].T, precision=lax.Precision.HIGHEST) + p["c3"]
-    return s if loss == "ce" else jax.nn.sigmoid(s)
-
-
-def jloss(p, x, y, loss):
-    out = jforward(p, x, loss)
-    n = x.shape[0]
-    if loss == "ce":
-        return -jnp.sum(jnp.take_along_axis(jax.nn.log_softmax(out, axis=1), y[:, None], axis=1)) / n
-    t = jax.nn.one_hot(y, out.shape[1], dtype=out.dtype)
-    return 0.5 * jnp.sum((out - t) ** 2) / n
-
-
-@functools.partial(jax.jit, static_argnames="loss")
-def jstep(p, v, x, y, lr, momentum, loss):
-    """One SGD(+momentum) step on jax.grad of the loss: v <- mu v + g, p <- p - lr v."""
-    g = jax.grad(jloss)(p, x, y, loss)
-    v = jax.tree_util.tree_map(lambda vk, gk: momentum * vk + gk, v, g)
-    p = jax.tree_util.tree_map(lambda pk, vk: pk - lr * vk, p, v)
-    return p, v
-
-
-# --- the comparison ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

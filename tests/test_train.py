@@ -1,25 +1,32 @@
-"""cnnref.train: the default training reaches the accuracy bar; the command line works and rejects bad options.
+"""cnnref.train: the default training reaches the accuracy bar; train() and the command line share their
+defaults; the command line works (files, warnings, errors) and rejects bad options.
 
 No test here asserts a time: speed claims come only from the benchmark scripts.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import cnnref
 from cnnref import model
-from cnnref.data import load_digits
-from cnnref.train import DEFAULTS, build_parser, main, train
+from cnnref.data import Digits, load_digits
+from cnnref.train import DEFAULTS, LOSS_DEFAULTS, SSE_DEFAULTS, build_parser, main, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL_LINE = re.compile(r"^test accuracy: (\d\.\d{4}) \(train time \d+\.\d s, CPU \d+\.\d s\)$")
+EVAL_LINE = re.compile(r"^test accuracy: (\d\.\d{4}) \(evaluated, no training\)$")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _env():
@@ -36,6 +43,16 @@ def run_cli(*args, timeout=120):
 @pytest.fixture(scope="module")
 def digits():
     return load_digits()
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    """200 training and 100 test images: enough for the tests that compare two runs."""
+    return Digits(digits.x_train[:200], digits.y_train[:200], digits.x_test[:100], digits.y_test[:100])
+
+
+def _same_params(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
@@ -71,14 +88,86 @@ def test_sse_variant_learns(digits):
     assert res.history["test_loss"][-1] < 0.5 < initial_loss
 
 
-@pytest.mark.parametrize("kw, exc", [
-    (dict(epochs=0), ValueError), (dict(batch_size=0), ValueError), (dict(seed=-1), ValueError),
-    (dict(lr=-1.0), ValueError), (dict(momentum=1.0), ValueError), (dict(loss="mse"), ValueError),
-    (dict(schedule="step"), ValueError), (dict(epochs=1.5), TypeError),
+# --- one table of defaults ---------------------------------------------------------------------
+
+
+def test_the_defaults_table():
+    """The values the book prints (book/training.md prints DEFAULTS), from one per-loss table."""
+    assert list(DEFAULTS.items()) == [("epochs", 20), ("batch_size", 32), ("lr", 0.05), ("momentum", 0.9),
+                                      ("schedule", "cosine"), ("seed", 0), ("loss", "ce")]
+    assert SSE_DEFAULTS == {"lr": 2.0, "momentum": 0.0} == LOSS_DEFAULTS["sse"]
+    assert {k: DEFAULTS[k] for k in ("lr", "momentum")} == LOSS_DEFAULTS["ce"]
+    assert set(LOSS_DEFAULTS) == set(model.LOSSES)
+
+
+@pytest.mark.parametrize("loss", model.LOSSES)
+def test_train_without_lr_and_momentum_uses_the_defaults_of_its_loss(loss, small):
+    """train(loss=...) = train(loss=..., **LOSS_DEFAULTS[loss]) exactly, and differs from the other loss's rates."""
+    implicit = train(epochs=1, loss=loss, data=small).params
+    assert _same_params(implicit, train(epochs=1, loss=loss, data=small, **LOSS_DEFAULTS[loss]).params)
+    other = LOSS_DEFAULTS["ce" if loss == "sse" else "sse"]
+    assert not _same_params(implicit, train(epochs=1, loss=loss, data=small, **other).params)
+    # one of the two given: the other one comes from the table
+    lr_only = train(epochs=1, loss=loss, lr=0.5, data=small).params
+    assert _same_params(lr_only, train(epochs=1, loss=loss, lr=0.5, momentum=LOSS_DEFAULTS[loss]["momentum"],
+                                       data=small).params)
+
+
+def test_the_command_line_uses_the_same_defaults(tmp_path, digits, capsys):
+    """`--loss sse` without --lr/--momentum trains exactly what train(loss="sse") trains."""
+    assert main(["--epochs", "1", "--loss", "sse", "--no-progress", "--save", str(tmp_path / "p.npz")]) == 0
+    capsys.readouterr()
+    with np.load(tmp_path / "p.npz") as f:
+        saved = {k: f[k] for k in model.PARAM_NAMES}
+        assert str(f["loss"]) == "sse"
+    assert _same_params(saved, train(epochs=1, loss="sse", data=digits).params)
+    assert _same_params(saved, train(epochs=1, loss="sse", data=digits, **SSE_DEFAULTS).params)
+
+
+def test_train_starts_from_given_params_without_modifying_them(small):
+    p0 = model.init_params(0)
+    copy = {k: v.copy() for k, v in p0.items()}
+    res = train(epochs=1, params=p0, data=small)
+    assert _same_params(p0, copy)
+    assert _same_params(res.params, train(epochs=1, data=small).params)  # init_params(0) is the default start
+    other = train(epochs=1, params=model.init_params(5, (4, 6)), channels=(4, 6), data=small)
+    assert other.params["W3"].shape == (10, 24)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(epochs=0), ValueError, "epochs must be a positive int, got 0"),
+    (dict(batch_size=0), ValueError, "batch_size must be a positive int"),
+    (dict(seed=-1), ValueError, "seed must be a non-negative int"),
+    (dict(lr=-1.0), ValueError, "lr must be a positive finite number"),
+    (dict(lr="0.1"), TypeError, "lr must be a real number"),
+    (dict(momentum=1.0), ValueError, r"momentum must lie in \[0, 1\)"),
+    (dict(loss="mse"), ValueError, "loss must be one of 'ce', 'sse'"),
+    (dict(schedule="step"), ValueError, "schedule must be one of 'cosine', 'constant'"),
+    (dict(epochs=1.5), TypeError, "epochs must be an int, got 1.5"),
+    (dict(progress="yes"), TypeError, "progress must be a bool"),
+    (dict(channels=(4,)), ValueError, "channels must be a pair"),
+    (dict(params=model.init_params(0, (4, 6))), ValueError, r"params must have the shapes of channels=\(16, 32\)"),
+    (dict(params={"w1": np.zeros((16, 1, 3, 3))}), ValueError, "params must have the keys"),
 ])
-def test_train_rejects_bad_arguments(kw, exc, digits):
-    with pytest.raises(exc):
+def test_train_rejects_bad_arguments(kw, exc, match, digits):
+    with pytest.raises(exc, match=match):
         train(**kw, data=digits)
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    ([1, 2, 3, 4], TypeError, "data must be a Digits tuple"),
+    (lambda d: d[:3], ValueError, "data must have 4 entries"),
+    (lambda d: (d.x_train[:, :, :7], *d[1:]), ValueError, r"x_train must have shape \(N, 1, 8, 8\)"),
+    (lambda d: (d.x_train, d.y_train[:-1], *d[2:]), ValueError, r"y_train must have shape \(N,\) = \(1437,\)"),
+    (lambda d: (*d[:3], d.y_test.astype(float)), TypeError, "y_test must be an integer array"),
+    (lambda d: (*d[:3], d.y_test + 10), ValueError, r"y_test must lie in \[0, 9\]"),
+    (lambda d: (d.x_train.astype(bool), *d[1:]), TypeError, "x_train must be a real numeric array"),
+    (lambda d: (*d[:2], d.x_test[:0], d.y_test[:0]), ValueError, "with N >= 1"),
+])
+def test_train_rejects_bad_data(bad, exc, match, digits):
+    data = bad(digits) if callable(bad) else bad
+    with pytest.raises(exc, match=match):
+        train(epochs=1, data=data)
 
 
 def test_divergence_is_reported_not_hidden(digits):
@@ -98,10 +187,20 @@ def test_cli_runs_and_prints_the_final_line():
 
 
 def test_cli_in_process_without_progress(capsys):
-    assert main(["--epochs", "1", "--no-progress", "--loss", "sse"]) == 0
+    assert main(["--epochs", "1", "--no-progress"]) == 0
     out, err = capsys.readouterr()
     assert FINAL_LINE.match(out.strip().splitlines()[-1]), out
     assert err == ""
+
+
+def test_a_run_that_ends_near_chance_prints_a_warning(capsys):
+    """One epoch of the sigmoid network still sits at chance (0.1028): a warning line on stderr, exit 0."""
+    assert main(["--epochs", "1", "--no-progress", "--loss", "sse"]) == 0
+    out, err = capsys.readouterr()
+    acc = float(FINAL_LINE.match(out.strip().splitlines()[-1]).group(1))
+    assert acc < 0.2
+    assert err == (f"warning: the test accuracy {acc:.4f} is near chance (0.1 for 10 classes): the network has not "
+                   f"learned. Try a smaller --lr than 2, or more --epochs.\n")
 
 
 @pytest.mark.parametrize("args, text", [
@@ -115,6 +214,14 @@ def test_cli_in_process_without_progress(capsys):
     (["--loss", "mse"], "--loss: invalid choice: 'mse'"),
     (["--schedule", "step"], "--schedule: invalid choice"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--epochs", "-1"], "--epochs: expected a positive integer, got -1"),
+    (["--save", "p.npy"], "--save: expected a file in an existing folder ending in .npz, got 'p.npy'"),
+    (["--save", "no/such/folder/p.npz"], "--save: expected a file in an existing folder ending in .npz"),
+    (["--load", "p.txt"], "--load: expected an existing file ending in .npz, got 'p.txt'"),
+    (["--load", "no_such_file.npz"], "--load: expected an existing file ending in .npz, got 'no_such_file.npz'"),
+    (["--history", "h.txt"], "--history: expected a file in an existing folder ending in .json or .csv, got 'h.txt'"),
+    (["--history", "h"], "--history: expected a file in an existing folder ending in .json or .csv, got 'h'"),
+    (["--plot", "c.jpg"], "--plot: expected a file in an existing folder ending in .png, got 'c.jpg'"),
 ])
 def test_bad_options_exit_2_with_a_message(args, text, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -134,3 +241,134 @@ def test_divergence_exits_1_from_the_command_line():
     r = run_cli("--epochs", "1", "--lr", "1e200", "--no-progress")
     assert r.returncode == 1
     assert "error: the loss became nan" in r.stderr
+
+
+def test_version_is_the_pyproject_version(capsys):
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        project = tomllib.load(fh)["project"]
+    assert cnnref.__version__ == project["version"]
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip().endswith(f"(cnnref {project['version']})")
+    # the console script and the extras the command line's messages name
+    assert project["scripts"]["cnnref-train"] == "cnnref.train:main"
+    extras = {k: " ".join(v) for k, v in project["optional-dependencies"].items()}
+    assert "scikit-learn" in extras["data"] and "tqdm" in extras["data"] and "matplotlib" in extras["plot"]
+
+
+# --- files: --save, --load, --history, --plot --------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--epochs", "0"], ["--epochs", "0", "--history", "h.csv", "--load", "p.npz"],
+                                  ["--epochs", "0", "--plot", "c.png", "--load", "p.npz"]])
+def test_epochs_0_is_only_for_evaluating_loaded_parameters(args, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.npz").write_bytes(b"")
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert ("--epochs: expected a positive integer, got 0" in err if "--load" not in args
+            else "--history/--plot: needs --epochs >= 1" in err)
+
+
+def test_save_then_load_with_0_epochs_gives_the_same_accuracy(tmp_path, digits, capsys):
+    path = tmp_path / "params.npz"
+    assert main(["--epochs", "2", "--no-progress", "--save", str(path)]) == 0
+    trained = FINAL_LINE.match(capsys.readouterr().out.strip()).group(1)
+    expected = train(epochs=2, data=digits)
+    with np.load(path) as f:
+        assert sorted(f.files) == sorted((*model.PARAM_NAMES, "loss"))
+        assert _same_params({k: f[k] for k in model.PARAM_NAMES}, expected.params)
+    assert main(["--epochs", "0", "--load", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert EVAL_LINE.match(out.strip()).group(1) == trained == f"{expected.test_accuracy:.4f}"
+    assert err == ""
+
+
+def test_load_starts_the_training_from_the_file(tmp_path, digits, capsys):
+    """Parameters of other channels too: one epoch from them = train(params=them) for one epoch."""
+    start = model.init_params(3, (4, 6))
+    path, out = tmp_path / "start.npz", tmp_path / "out.npz"
+    np.savez(path, **start)  # without a "loss" entry: accepted
+    assert main(["--epochs", "1", "--no-progress", "--load", str(path), "--save", str(out)]) == 0
+    capsys.readouterr()
+    with np.load(out) as f:
+        got = {k: f[k] for k in model.PARAM_NAMES}
+    assert _same_params(got, train(epochs=1, params=start, channels=(4, 6), data=digits).params)
+
+
+@pytest.mark.parametrize("content, message", [
+    (lambda p: np.savez(p, **dict(model.init_params(0), W3=np.zeros((10, 5)))),
+     r"does not hold valid parameters: params\['W3'\] must have shape \(10, 128\), got \(10, 5\)"),
+    (lambda p: np.savez(p, **{k: v for k, v in model.init_params(0).items() if k != "c3"}),
+     "does not hold valid parameters: params must have the keys"),
+    (lambda p: np.savez(p, loss=np.array("sse"), **model.init_params(0)),
+     "holds parameters of the 'sse' network; pass --loss sse"),
+    (lambda p: p.write_text("not numpy"), "is not an .npz file of parameters"),
+    (lambda p: p.write_bytes(b"PK\x03\x04 broken zip"), "is not an .npz file of parameters"),
+    (lambda p: np.save(open(p, "wb"), np.zeros(3)), r"is not an .npz file of parameters .*one array \(.npy"),
+])
+def test_load_rejects_a_bad_file_with_exit_2(content, message, tmp_path, capsys):
+    path = tmp_path / "bad.npz"
+    content(path)
+    with pytest.raises(SystemExit) as exc:
+        main(["--epochs", "0", "--load", str(path)])
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and re.search("argument --load: .*" + message, err), err
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_history_file_holds_the_per_epoch_values(suffix, tmp_path, digits, capsys):
+    path = tmp_path / f"history{suffix}"
+    assert main(["--epochs", "2", "--no-progress", "--history", str(path)]) == 0
+    capsys.readouterr()
+    h = train(epochs=2, data=digits).history
+    expected = {"epoch": [1, 2], **{k: h[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}}
+    if suffix == ".json":
+        got = json.loads(path.read_text())
+    else:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        assert rows[0] == list(expected)
+        got = {k: [(int if k == "epoch" else float)(r[i]) for r in rows[1:]] for i, k in enumerate(rows[0])}
+    assert got == expected  # exact: the floats are written in their shortest round-trip form
+
+
+def test_plot_writes_a_png(tmp_path, capsys):
+    path = tmp_path / "curves.png"
+    assert main(["--epochs", "2", "--no-progress", "--plot", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+    assert path.read_bytes()[:8] == PNG_SIGNATURE and path.stat().st_size > 10_000
+
+
+def test_missing_matplotlib_is_one_line_before_any_training(tmp_path, monkeypatch, capsys):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    path = tmp_path / "curves.png"
+    assert main(["--epochs", "1", "--no-progress", "--plot", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and not path.exists()
+    assert err == ("error: --plot needs matplotlib: install it with `pip install 'cnnref[plot]'` "
+                   "or `pip install matplotlib`\n")
+
+
+def test_missing_scikit_learn_is_one_line_and_exit_1():
+    code = ("import sys; sys.modules['sklearn'] = None; from cnnref.train import main; "
+            "raise SystemExit(main(['--epochs', '1', '--no-progress']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=60)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: cnnref.data.load_digits needs scikit-learn")
+    assert "pip install 'cnnref[data]'" in r.stderr
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, capsys):
+    (tmp_path / "taken.npz").mkdir()  # a folder where the file should go
+    assert main(["--epochs", "1", "--no-progress", "--save", str(tmp_path / "taken.npz")]) == 1
+    out, err = capsys.readouterr()
+    assert FINAL_LINE.match(out.strip())
+    assert err.startswith(f"error: cannot write {str(tmp_path / 'taken.npz')!r}: ") and err.count("\n") == 1

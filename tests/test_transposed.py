@@ -1,7 +1,7 @@
 """cnnref.transposed: the input gradient as a transposed convolution, the weight gradient as a dilated correlation.
 
 References, none of which uses cnnref.transposed:
-* ``jax.vjp`` of ``lax.conv_general_dilated`` (tests/jax_reference.py), over the book's grid
+* ``jax.vjp`` of ``lax.conv_general_dilated`` (cnnref/book/jaxref.py), over the book's grid
   (every stride 1–3 × padding 0–2 × dilation 1–2, non-square kernels 1–3, sizes with and
   without a stride remainder), computed in ONE jit so the grid compiles once;
 * the two formulas written directly as jax primitives: [eq-input-grad-transposed] is
@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import jax_reference as jr
+from cnnref.book import jaxref as jr
 from cnnref import conv2d_backward, conv2d_forward, output_size
 from cnnref.gradcheck import adjoint_test
 from cnnref.transposed import dilate_kernel, input_grad_transposed, remainder_rows, weight_grad_dilated, zero_insert
@@ -233,3 +233,24 @@ def test_bad_input_raises():
         remainder_rows(2, 3, 1, 0, 1)
     with pytest.raises(TypeError, match="x must be a real numeric array"):
         weight_grad_dilated(dz, x.astype(bool), w.shape)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: zero_insert(np.zeros((1, 1, 0, 3)), 2), ValueError,
+     r"a must have at least one row and one column, got shape \(1, 1, 0, 3\)"),
+    (lambda: dilate_kernel(np.zeros((2, 3, 2, 0)), 2), ValueError,
+     r"w must have at least one row and one column, got shape \(2, 3, 2, 0\)"),
+    (lambda: zero_insert(np.zeros((1, 1, 2, 2)), (2, 2, 2)), ValueError, "stride must be an int or a pair"),
+    (lambda: zero_insert(np.zeros((1, 1, 2, 2), dtype=complex), 2), TypeError, "a must be a real numeric array"),
+    (lambda: dilate_kernel(np.zeros((2, 3, 2)), 2), ValueError, "w must be a 4-D array"),
+    (lambda: input_grad_transposed(np.zeros((1, 2, 4, 4)), np.zeros((2, 3, 2, 2)), (1, 3, 5, 0)), ValueError,
+     r"x_shape must have entries >= 1, got \(1, 3, 5, 0\)"),
+    (lambda: input_grad_transposed(np.zeros((1, 2, 4, 4)), np.zeros((2, 3, 2, 2)), (1, 3, 5.0, 5)), TypeError,
+     r"x_shape must be a sequence of 4 ints \(NCHW / OIHW\), got 5.0"),
+    (lambda: weight_grad_dilated(np.zeros((1, 2, 4, 4)), np.zeros((1, 3, 5, 5)), np.array([2, 3, 2, 2])), ValueError,
+     r"w_shape must be a sequence of 4 ints \(NCHW / OIHW\)"),
+    (lambda: remainder_rows(8, 3, 0), ValueError, "stride must be >= 1"),
+])
+def test_every_function_checks_its_arguments(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

@@ -42,6 +42,7 @@ from cnnref import (
     tanh_prime,
     unflatten,
 )
+from cnnref._validate import as_int, as_labels, as_shape
 from cnnref.gradcheck import adjoint_test, numerical_gradient, relative_error
 from cnnref.matlab import conv2, convn, flipall
 
@@ -477,9 +478,9 @@ def test_output_size_invalid_args(args, exc, match):
 # --- gradcheck ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("eps", [0.0, -1e-3, 1, np.inf * 0, "1e-3", None])
+@pytest.mark.parametrize("eps", [0.0, -1e-3, 1, np.inf * 0, np.inf, "1e-3", None])
 def test_numerical_gradient_bad_eps(eps):
-    with pytest.raises(ValueError, match=r"^eps must be a positive float, got"):
+    with pytest.raises(ValueError, match=r"^eps must be a positive finite float, got"):
         numerical_gradient(lambda t: float(np.sum(t)), np.ones(3), eps)
 
 
@@ -503,3 +504,45 @@ def test_every_public_function_is_covered_here():
     covered = {f.__name__ for f, *_ in DTYPE_TARGETS} | {"output_size"}
     public = {name for name in cnnref.__all__ if callable(getattr(cnnref, name))} - {"gradcheck", "matlab"}
     assert public <= covered, sorted(public - covered)
+
+
+# --- the helpers themselves ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, minimum, exc, match", [
+    (0, 1, ValueError, r"^n must be a positive int, got 0$"),
+    (-1, 0, ValueError, r"^n must be a non-negative int, got -1$"),
+    (2, 3, ValueError, r"^n must be an int >= 3, got 2$"),
+    (2.0, 1, TypeError, r"^n must be an int, got 2\.0 of type float$"),
+    (np.bool_(True), 0, TypeError, r"^n must be an int, got .*True"),
+])
+def test_as_int_minimum(value, minimum, exc, match):
+    with pytest.raises(exc, match=match):
+        as_int(value, "n", minimum=minimum)
+    assert as_int(np.int64(5), "n", minimum=minimum) == 5
+
+
+@pytest.mark.parametrize("shape, kw, exc, match", [
+    ((2, 3), dict(ndim=4), ValueError, r"^s must be a sequence of 4 ints, got \(2, 3\)$"),
+    (np.array([2, 3]), {}, ValueError, r"^s must be a sequence of ints, got array"),
+    ((2, "3"), {}, TypeError, r"^s must be a sequence of ints, got '3' of type str$"),
+    ((2, -1), {}, ValueError, r"^s must have entries >= 0, got \(2, -1\)$"),
+    ((2, 0), dict(minimum=1, why="NCHW"), ValueError, r"^s must have entries >= 1, got \(2, 0\)$"),
+    ((2, 1.0), dict(why="NCHW"), TypeError, r"^s must be a sequence of ints \(NCHW\), got 1\.0"),
+])
+def test_as_shape(shape, kw, exc, match):
+    with pytest.raises(exc, match=match):
+        as_shape(shape, "s", **kw)
+    assert as_shape([2, np.int64(3)], "s") == (2, 3) and as_shape((), "s") == ()
+
+
+@pytest.mark.parametrize("labels, n, exc, match", [
+    (np.array([0, 3]), None, ValueError, r"^y must lie in \[0, 2\], got values from 0 to 3$"),
+    (np.array([0.0]), None, TypeError, r"^y must be an integer array of class indices, got dtype float64$"),
+    (np.array([[0]]), None, ValueError, r"^y must have shape \(N,\), got \(1, 1\)$"),
+    (np.array([0, 1]), 3, ValueError, r"^y must have shape \(N,\) = \(3,\), got \(2,\)$"),
+])
+def test_as_labels(labels, n, exc, match):
+    with pytest.raises(exc, match=match):
+        as_labels(labels, 3, "y", n=n)
+    assert as_labels([0, 2], 3, "y", n=2).tolist() == [0, 2]

@@ -1,9 +1,13 @@
-"""What the book's chapters use besides the layers: the recorded benchmark and ``glue``.
+"""What the book's chapters use besides the layers: checks, the jax oracle, recorded data, ``glue``.
 
-Both ship with the package, so that a chapter runs as a notebook on its own (Colab, Binder, a
-copy in an empty folder) with nothing of the repository around it and none of the book's build
-tools installed.
+All of it ships with the package, so that a chapter runs as a notebook on its own (Colab, Binder,
+a copy in an empty folder) with nothing of the repository around it and none of the book's build
+tools installed. Nothing here is needed to *use* ``cnnref``.
 
+- :mod:`cnnref.book.checks`: ``setup()`` of a chapter, and the assertions ``agree`` and
+  ``differ`` (re-exported here), independent of ``cnnref``'s implementation.
+- :mod:`cnnref.book.jaxref`: the independent oracle in jax (layers, losses, the digits network,
+  the probe loss); ``from cnnref.book import jaxref`` (it imports jax).
 - :func:`recorded_benchmark`: the benchmark run the speed chapter quotes
   (``benchmark.json`` beside this file, written by ``benchmarks/bench_conv.py --json``).
 - :func:`glue`: stores a value in the notebook's outputs under a name, for the book's
@@ -16,7 +20,9 @@ import json
 from importlib import resources
 from typing import Any
 
-__all__ = ["glue", "recorded_benchmark"]
+from .checks import agree, differ, relative_error, setup, show_source
+
+__all__ = ["agree", "differ", "glue", "recorded_benchmark", "relative_error", "setup", "show_source"]
 
 # The MIME-type prefix myst-nb (and papermill/scrapbook before it) gives a glued value that is
 # stored but not shown.

@@ -1,43 +1,34 @@
-"""Independent jax forward functions (and their jax-derived gradients) used as references by the tests.
+"""The book's independent oracle in jax: every layer, loss and the digits network, from jax alone.
 
-Nothing here imports ``cnnref``: every reference is written from the library
-primitives of jax (``lax.conv_general_dilated``, ``lax.reduce_window``,
-``jax.nn``), and every gradient comes from ``jax.vjp`` / ``jax.grad`` of these
-forwards, never from a hand-written backward pass.
+Nothing here imports ``cnnref``'s implementation (``tests/test_book_helpers.py`` checks it): every
+reference is written from jax's own primitives (``lax.conv_general_dilated``,
+``lax.reduce_window``, ``jax.nn``), and every gradient comes from ``jax.vjp`` / ``jax.grad`` of
+these forwards, never from a hand-written backward pass. The chapters and the tests both check
+``cnnref`` against it.
 
-Conventions match ``cnnref``: NCHW inputs, OIHW kernels, ``padding`` zeros on
-*each* side, ``stride`` / ``dilation`` / ``size`` as int or ``(h, w)`` pair.
+Conventions match ``cnnref``: NCHW inputs, OIHW kernels, ``padding`` zeros on *each* side,
+``stride`` / ``dilation`` / ``size`` as int or ``(h, w)`` pair.
 
-Importing this module enables float64 in jax (``jax_enable_x64``) so that the
-comparisons can be made at ~1e-12 relative.
+Importing this module enables float64 in jax (``jax_enable_x64``) so that the comparisons can be
+made at ~1e-12 relative.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 
-# Keep jax on the CPU without probing for accelerators (avoids stderr noise).
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# XLA's LLVM optimisation level only changes how long a kernel takes to
-# compile, not what it computes; at level 0 each new shape (hypothesis draws
-# many) compiles about twice as fast. Only effective if jax's CPU backend has
-# not been initialised yet in this process.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
-
-import functools  # noqa: E402
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax import lax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import jax.scipy.signal
+import numpy as np
+from jax import lax
 
 jax.config.update("jax_enable_x64", True)
 
 __all__ = [
     "pair", "conv2d", "conv2d_vjp", "maxpool2d", "avgpool2d", "maxpool2d_vjp", "avgpool2d_vjp", "pool2d_vjps",
     "maxpool2d_reshape_max", "dense", "dense_vjp", "sigmoid", "relu", "tanh", "elementwise_derivative",
-    "half_squared_error", "softmax", "softmax_cross_entropy", "to_numpy",
+    "half_squared_error", "softmax", "softmax_cross_entropy", "to_numpy", "probe_loss", "probe_grads", "matlab_layer", "cnn_forward", "cnn_loss", "cnn_sgd_step",
 ]
 
 
@@ -57,7 +48,8 @@ def to_numpy(*arrays):
 
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
-    """Cross-correlation layer z = b + Σ w ⋆ x_pad, via ``lax.conv_general_dilated`` (NCHW, OIHW, NCHW)."""
+    """The layer z = b + Σ_c w ⋆ x_pad (a cross-correlation, eq-layer-forward) by
+    lax.conv_general_dilated; x NCHW, w OIHW, padding zeros on each side."""
     (ph, pw) = pair(padding)
     z = lax.conv_general_dilated(
         x,
@@ -83,6 +75,28 @@ def _conv2d_vjp(x, w, b, dz, stride, padding, dilation):
 def conv2d_vjp(x, w, b, dz, *, stride=1, padding=0, dilation=1):
     """``(z, dx, dw, db)`` as numpy arrays: the forward and ``jax.vjp`` of it applied to ``dz``."""
     return to_numpy(*_conv2d_vjp(x, w, b, dz, pair(stride), pair(padding), pair(dilation)))
+
+
+def probe_loss(x, w, b, g, **settings):
+    """E = Σ g ⊙ z for the layer z = conv2d(x, w, b, **settings): its deltas are
+    exactly g ([eq-wg-probe]), so jax.grad of it gives the layer's gradients."""
+    return jnp.sum(g * conv2d(x, w, b, **settings))
+
+
+def matlab_layer(maps, kernels, bias):
+    """Source 004's layer in jax ([eq-ml-layer]): z_o = b_o + Σ_c a_c ∗ k_{c,o}, a true 'valid'
+    convolution (kernel flipped) of every input map with its kernel, by ``jax.scipy.signal.convolve``.
+
+    maps (C_in, H, W), kernels (C_in, C_out, K_h, K_w) (input map first, as the source writes them),
+    bias (C_out,) -> (C_out, H − K_h + 1, W − K_w + 1).
+    """
+    c_in, c_out = kernels.shape[:2]
+    return jnp.stack([bias[o] + sum(jax.scipy.signal.convolve(maps[c], kernels[c, o], mode="valid")
+                                    for c in range(c_in)) for o in range(c_out)])
+
+
+# (dE/dx, dE/dw, dE/db) of the probe loss: jax's gradients of the layer for the imposed deltas g.
+probe_grads = jax.grad(probe_loss, argnums=(0, 1, 2))
 
 
 def conv2d_output_shape(x_shape, w_shape, *, stride=1, padding=0, dilation=1) -> tuple[int, ...]:
@@ -195,3 +209,38 @@ def softmax_cross_entropy(s, labels, reduction="mean"):
     log_p = jax.nn.log_softmax(s, axis=1)
     picked = jnp.take_along_axis(log_p, jnp.asarray(labels)[:, None], axis=1)
     return -jnp.sum(picked) * _scale(s.shape[0], reduction)
+
+
+# --- the digits network of the training chapter --------------------------------------------------
+
+
+def cnn_forward(p, x, loss="ce"):
+    """The digits CNN (cnnref.model's layers and names w1, b1, w2, b2, W3, c3): two
+    3 × 3 convolutions with one zero of padding, each followed by φ and 2 × 2 pooling,
+    then a dense layer. loss="ce": φ = ReLU, max pooling, returns the logits;
+    "sse": φ = sigmoid, mean pooling, returns the sigmoid of the dense output."""
+    phi, pool = (relu, maxpool2d) if loss == "ce" else (sigmoid, avgpool2d)
+    h = pool(phi(conv2d(x, p["w1"], p["b1"], padding=1)), 2)
+    h = pool(phi(conv2d(h, p["w2"], p["b2"], padding=1)), 2)
+    s = dense(h.reshape(h.shape[0], -1), p["W3"], p["c3"])
+    return s if loss == "ce" else sigmoid(s)
+
+
+def cnn_loss(p, x, y, loss="ce"):
+    """Batch-mean loss of cnn_forward for integer labels y: softmax cross-entropy
+    ("ce") or ½ squared error against one-hot targets ("sse")."""
+    out = cnn_forward(p, x, loss)
+    if loss == "ce":
+        return softmax_cross_entropy(out, y, reduction="mean")
+    t = jax.nn.one_hot(y, out.shape[1], dtype=out.dtype)
+    return half_squared_error(out, t, reduction="mean")
+
+
+@functools.partial(jax.jit, static_argnames="loss")
+def cnn_sgd_step(p, v, x, y, lr, momentum, loss="ce"):
+    """One SGD + momentum step on ``jax.grad`` of :func:`cnn_loss`: v ← μ v + g, p ← p − η v
+    (the update of ``cnnref.optim.SGD``); returns ``(p, v)``."""
+    g = jax.grad(cnn_loss)(p, x, y, loss)
+    v = jax.tree_util.tree_map(lambda vk, gk: momentum * vk + gk, v, g)
+    p = jax.tree_util.tree_map(lambda pk, vk: pk - lr * vk, p, v)
+    return p, v
