@@ -118,9 +118,12 @@ lab: $(STAMP) warm
 	$(BIN)/python -m pip install --quiet -r requirements-lab.txt -c constraints.txt
 	$(BIN)/jupyter lab notebooks
 
-# PyTorch's CPU-only build (requirements-bench.txt), then the side-by-side benchmark.
+# PyTorch's CPU-only build (requirements-bench.txt); the tests that check cnnref against PyTorch
+# itself (conv layer, max-pool tie rule, SGD momentum convention: they skip wherever torch is not
+# installed, so this is where they run); then the side-by-side benchmark.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	$(PYTEST) -q -rs -k torch tests/test_conv.py tests/test_pooling.py tests/test_optim.py
 	$(BIN)/python benchmarks/bench_conv.py
 
 # Re-lock constraints.txt from the top-level requirements, for every Python >= PYTHON_MIN.

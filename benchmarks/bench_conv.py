@@ -33,6 +33,7 @@ import timeit  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cnnref  # noqa: E402
+from cnnref._workspace import Workspace  # noqa: E402
 
 # name: (N, C_in, H, W, C_out, k, stride, padding)
 WORKLOADS = {
@@ -152,32 +153,44 @@ def conv_cases(dtype, spec, rng):
 def gemm_floor(dtype, spec, rng):
     """The matrix products alone of cnnref's im2col formulation, on operands built beforehand.
 
-    cnnref's forward is one product per example, ``W (C_out, C_in·k²) @ cols (C_in·k², H'·W')``,
-    and its backward two more: ``cols @ dzᵀ`` for dwᵀ and ``Wᵀ @ dz`` for the column gradient.
-    Timing just these, in the same batch chunks as cnnref and with no im2col copy, padding or
-    col2im scatter, gives the time cnnref would take if all its data movement were free: a floor
+    cnnref's forward is one product per example, ``[W | b] (C_out, C_in·k² + 1) @ cols (C_in·k² + 1, H'·W')``
+    (the last row of cols is ones). Its backward works on the outputs laid out on rows of ``W_s``
+    columns (``cnnref.conv._Planes``) and makes two more: ``cols @ dzᵀ`` for ``[dw | db]ᵀ``, one per
+    example, and ``Wᵀ dz`` for the column gradient, one per (example, channel) or per (tap, example).
+    Timing just these, in the same batch pieces and the same calls as cnnref and with no im2col copy,
+    padding or col2im, gives the time cnnref would take if all its data movement were free: a floor
     for the method with numpy's BLAS. Returns (forward product, all three products) as callables.
     """
     n, c, h, w_, o, k, s, p = spec
-    ckk, hw = c * k * k, cnnref.output_size(h, k, s, p) * cnnref.output_size(w_, k, s, p)
-    w_mat = rng.standard_normal((o, ckk)).astype(dtype)
-    dz = rng.standard_normal((n, o, hw)).astype(dtype)
-    chunks = cnnref.conv._chunks(n, ckk * hw * np.dtype(dtype).itemsize)
-    b = chunks[0].stop  # one chunk's operands, reused for every chunk as cnnref reuses its scratch buffers
-    cols = rng.standard_normal((b, ckk, hw)).astype(dtype)
-    z, dcols = np.empty((n, o, hw), dtype), np.empty((b, ckk, hw), dtype)
-    dw_t = np.zeros((ckk, o), dtype)
+    ho, wo = cnnref.output_size(h, k, s, p), cnnref.output_size(w_, k, s, p)
+    ckk, hw, size = c * k * k, ho * wo, np.dtype(dtype).itemsize
+    grid = cnnref.conv._Planes((n, c, h, w_), (o, c, k, k), (s, s), (p, p), (1, 1), (ho, wo))
+    taps, q = len(grid.taps), grid.q
+    fwd_pieces = Workspace().batches(n, (ckk + 1) * hw * size)
+    bwd_pieces = Workspace().batches(n, grid.bytes_per_example * size)
+    # one piece's operands, reused for every piece as cnnref reuses its scratch buffers
+    bf, bb = fwd_pieces[0].stop, bwd_pieces[0].stop
+    wb_mat = rng.standard_normal((o, ckk + 1)).astype(dtype)
+    w_tco = wb_mat[:, :-1].reshape(o, c, taps).transpose(2, 1, 0)
+    cols = rng.standard_normal((bf, ckk + 1, hw)).astype(dtype)
+    cols_rows = rng.standard_normal((bb, ckk + 1, q)).astype(dtype)
+    dz_rows = rng.standard_normal((bb, o, q)).astype(dtype)
+    z, dcols = np.empty((n, o, hw), dtype), np.zeros((taps, bb, c, grid.plane), dtype)
+    dwb_t = np.zeros((ckk + 1, o), dtype)
 
     def fwd():
-        for sl in chunks:
-            np.matmul(w_mat, cols[: sl.stop - sl.start], out=z[sl])
+        for sl in fwd_pieces:
+            np.matmul(wb_mat, cols[: sl.stop - sl.start], out=z[sl])
 
     def fwd_bwd():
         fwd()
-        for sl in chunks:
+        for sl in bwd_pieces:
             m = sl.stop - sl.start
-            dw_t[...] += np.matmul(cols[:m], dz[sl].transpose(0, 2, 1)).sum(axis=0)
-            np.matmul(w_mat.T, dz[sl], out=dcols[:m])
+            dwb_t[...] += np.matmul(cols_rows[:m], dz_rows[:m].transpose(0, 2, 1)).sum(axis=0)
+            if c >= taps:
+                np.matmul(w_tco[:, None], dz_rows[None, :m], out=dcols[:, :m, :, :q])
+            else:
+                np.matmul(w_tco.transpose(1, 0, 2), dz_rows[:m, None], out=dcols[:, :m, :, :q].transpose(1, 2, 0, 3))
 
     return fwd, fwd_bwd
 

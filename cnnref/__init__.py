@@ -3,7 +3,34 @@
 Every public function states the shapes it takes and the book equation it
 implements (by its label, e.g. ``[eq-layer-forward]``). Layer operations come
 in two tiers: the default vectorised form and a ``*_loop`` form that mirrors
-the book's sums index for index.
+the book's sums index for index. The package map, one line a module:
+
+The reference layers (their public functions are importable from ``cnnref``):
+
+- ``correlation``: single-map cross-correlation and convolution, ``rot180``.
+- ``sizes``: ``output_size`` of a strided, padded, dilated window.
+- ``conv``: the convolutional layer, forward and backward (pad → im2col → matrix product → col2im).
+- ``pooling``: max and mean pooling, forward and backward.
+- ``activations``: sigmoid, tanh, ReLU and their derivatives.
+- ``dense``: the fully connected layer, ``flatten`` and ``unflatten``.
+- ``losses``: ½ squared error and softmax cross-entropy with their gradients.
+- ``transposed``: the backward pass written as correlations (zero insertion, dilated kernels).
+- ``matlab``: MATLAB's ``convn``, ``conv2`` and ``flipall``, with MATLAB's semantics.
+- ``gradcheck``: finite differences, relative error and the adjoint test.
+
+Networks and training:
+
+- ``network``: a stack of (conv → sigmoid → mean pool) stages and a dense head, from the layers.
+- ``model``: the digits CNN of the training chapter; ``data``: the digits and their minibatches;
+  ``optim``: SGD with momentum; ``train``: training from Python and the ``cnnref-train`` command.
+
+Teaching-only code, in ``cnnref.teaching``: ``sourceforms`` (the sources' equations as printed),
+``matlab_net`` (source 004's MATLAB-style network), ``bug_gallery`` (deliberately wrong backward
+passes), ``figures``. What the book's chapters use to check themselves is ``cnnref.book``
+(``checks``, the jax oracle ``jaxref``, the recorded benchmark, ``glue``).
+
+Internals: ``_validate`` (the argument checks every public function shares) and ``_workspace``
+(scratch memory and batch pieces of the vectorised convolution).
 """
 
 # The release, equal to [project] version in pyproject.toml (tests/test_train.py compares them).

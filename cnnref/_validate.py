@@ -105,3 +105,61 @@ def check_mode(mode, allowed: tuple[str, ...], name: str = "mode") -> str:
 def check_shape(arr: np.ndarray, expected: tuple[int, ...], name: str, why: str) -> None:
     if arr.shape != tuple(expected):
         raise ValueError(f"{name} must have shape {tuple(expected)} ({why}), got {arr.shape}")
+
+
+def check_image_kernel(image, kernel) -> tuple[np.ndarray, np.ndarray]:
+    """A 2-D image and a 2-D kernel, both non-empty (the single-map correlations and convolutions)."""
+    image = as_real_array(image, "image", ndim=2)
+    kernel = as_real_array(kernel, "kernel", ndim=2)
+    for name, arr in (("image", image), ("kernel", kernel)):
+        if arr.size == 0:
+            raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    return image, kernel
+
+
+def check_pool(x, size, stride):
+    """``(x, size, stride, (H', W'))`` of a pooling call: x (N, C, H, W) non-empty, size and stride
+    int or (h, w) pairs >= 1, stride defaulting to size."""
+    from .sizes import output_size  # sizes imports this module
+
+    x = as_real_array(x, "x", ndim=4)
+    if x.size == 0:
+        raise ValueError(f"x must not be empty, got shape {x.shape}")
+    size = as_pair(size, "size", 1)
+    stride = size if stride is None else as_pair(stride, "stride", 1)
+    out_hw = (output_size(x.shape[2], size[0], stride[0]), output_size(x.shape[3], size[1], stride[1]))
+    return x, size, stride, out_hw
+
+
+def check_pool_dy(dy, x, out_hw) -> np.ndarray:
+    """The upstream gradient of a pooling call: shape (N, C, H', W') of its output."""
+    dy = as_real_array(dy, "dy", ndim=4)
+    check_shape(dy, x.shape[:2] + tuple(out_hw), "dy", "the shape of the pooling output for this x, size and stride")
+    return dy
+
+
+def check_layer(x, w, b, stride, padding, dilation):
+    """``(x, w, b, stride, padding, dilation, (H', W'))`` of a convolutional layer call: x (N, C_in,
+    H, W) and w (C_out, C_in, K_h, K_w) non-empty with matching C_in, b (C_out,) or None, stride and
+    dilation int or pairs >= 1, padding >= 0."""
+    from .sizes import output_size  # sizes imports this module
+
+    x = as_real_array(x, "x", ndim=4)
+    w = as_real_array(w, "w", ndim=4)
+    if x.size == 0 or w.size == 0:
+        raise ValueError(f"x and w must not be empty, got x {x.shape} and w {w.shape}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"channel mismatch: x has C_in={x.shape[1]} channels (shape {x.shape}, NCHW) but w expects "
+            f"C_in={w.shape[1]} (shape {w.shape}, OIHW)"
+        )
+    if b is not None:
+        b = as_real_array(b, "b", ndim=1)
+        check_shape(b, (w.shape[0],), "b", f"one bias per output channel, C_out={w.shape[0]}")
+    stride = as_pair(stride, "stride", 1)
+    padding = as_pair(padding, "padding", 0)
+    dilation = as_pair(dilation, "dilation", 1)
+    out_hw = tuple(
+        output_size(x.shape[2 + a], w.shape[2 + a], stride[a], padding[a], dilation[a]) for a in (0, 1)
+    )
+    return x, w, b, stride, padding, dilation, out_hw

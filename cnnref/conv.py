@@ -21,97 +21,24 @@ Backward, given ``dz = ∂E/∂z`` (the deltas):
 * ``dx_pad[n, c, p, q] = Σ_{o,u,v} dz[n, o, i, j] · w[o, c, u, v]`` over the ``(i, j)`` with
   ``s_h i + d_h u = p`` and ``s_w j + d_w v = q``; ``dx`` is ``dx_pad`` with the padding cropped ([eq-input-grad]).
 
-Two tiers: ``conv2d_forward`` / ``conv2d_backward`` are vectorised (one
-strided window view, one copy into per-example im2col matrices, batched matrix
-products, over the batch in cache-sized chunks);
-``conv2d_forward_loop`` / ``conv2d_backward_loop`` are the same sums written
-as loops, index for index, for the book and the tests on tiny inputs.
+Two tiers: ``conv2d_forward`` / ``conv2d_backward`` are vectorised, in the
+steps pad → im2col → matrix product (→ col2im for the input gradient), a few
+examples of the batch at a time; ``conv2d_forward_loop`` /
+``conv2d_backward_loop`` are the same sums written as loops, index for index,
+for the book and the tests on tiny inputs.
+
+The vectorised forms keep their temporaries in scratch buffers that are reused
+from call to call (``_workspace.py`` says why, and how much is kept);
+``cnnref.conv.release_buffers()`` frees them.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
-from ._validate import as_pair, as_real_array, check_shape, result_dtype
-from ._workspace import scratch
-from .sizes import output_size
-
-
-def _check_layer(x, w, b, stride, padding, dilation):
-    x = as_real_array(x, "x", ndim=4)
-    w = as_real_array(w, "w", ndim=4)
-    if x.size == 0 or w.size == 0:
-        raise ValueError(f"x and w must not be empty, got x {x.shape} and w {w.shape}")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"channel mismatch: x has C_in={x.shape[1]} channels (shape {x.shape}, NCHW) but w expects "
-            f"C_in={w.shape[1]} (shape {w.shape}, OIHW)"
-        )
-    if b is not None:
-        b = as_real_array(b, "b", ndim=1)
-        check_shape(b, (w.shape[0],), "b", f"one bias per output channel, C_out={w.shape[0]}")
-    stride = as_pair(stride, "stride", 1)
-    padding = as_pair(padding, "padding", 0)
-    dilation = as_pair(dilation, "dilation", 1)
-    out_hw = tuple(
-        output_size(x.shape[2 + a], w.shape[2 + a], stride[a], padding[a], dilation[a]) for a in (0, 1)
-    )
-    return x, w, b, stride, padding, dilation, out_hw
-
-
-def _pad(x: np.ndarray, padding) -> np.ndarray:
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-
-
-# The vectorised forms work through the batch in chunks whose im2col matrix
-# fits in a core's L2 cache, and write their temporaries into reused scratch
-# buffers (see _workspace.py): both measured to matter more than the
-# arithmetic for the layer sizes of this book.
-_CHUNK_BYTES = 1 << 22  # 4 MiB: best or tied on the four benchmark workloads (benchmarks/bench_conv.py)
-
-
-def _chunks(n: int, bytes_per_example: int):
-    step = max(1, _CHUNK_BYTES // max(1, bytes_per_example))
-    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
-
-
-def _pad_into_scratch(x: np.ndarray, padding, dtype) -> np.ndarray:
-    """``x`` zero-padded by (P_h, P_w) on each side, in a scratch buffer (x itself if no padding is needed)."""
-    ph, pw = padding
-    if ph == 0 and pw == 0 and x.dtype == dtype:
-        return x
-    n, c, h, w = x.shape
-    xp = scratch("conv.xpad", (n, c, h + 2 * ph, w + 2 * pw), dtype)
-    xp[:, :, :ph] = 0
-    xp[:, :, ph + h :] = 0
-    xp[:, :, ph : ph + h, :pw] = 0
-    xp[:, :, ph : ph + h, pw + w :] = 0
-    xp[:, :, ph : ph + h, pw : pw + w] = x
-    return xp
-
-
-def _im2col(xp: np.ndarray, kernel_hw, stride, dilation, out_hw) -> np.ndarray:
-    """The receptive fields of every output position, one matrix per example.
-
-    Returns ``cols`` of shape (N, C_in·K_h·K_w, H'·W') with
-    ``cols[n, (c, u, v), (i, j)] = x_pad[n, c, s_h i + d_h u, s_w j + d_w v]``.
-    The row order (c, u, v) matches ``w.reshape(C_out, -1)``, so that
-    ``w_mat @ cols[n]`` is example n's output already in (C_out, H'·W') order:
-    no transpose of the result is needed, and the copy streams along image rows.
-    The result lives in a scratch buffer: it is overwritten by the next call.
-    """
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel_hw, stride, dilation, out_hw
-    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    win = sliding_window_view(xp, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
-    win = win[:, :, :ho, :wo]  # (N, C, H', W', K_h, K_w), still a view
-    n, c = xp.shape[:2]
-    cols = scratch("conv.cols", (n, c, kh, kw, ho, wo), xp.dtype)
-    np.copyto(cols, win.transpose(0, 1, 4, 5, 2, 3))
-    return cols.reshape(n, c * kh * kw, ho * wo)
+from ._validate import as_real_array, check_layer, check_shape, result_dtype
+from ._workspace import release_buffers, workspace  # noqa: F401 (release_buffers: re-exported)
 
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1) -> np.ndarray:
@@ -120,19 +47,30 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1) -> np.ndarr
     x: (N, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,) or None.
     stride, padding (zeros per side), dilation: int or (h, w) pair.
     Returns z: (N, C_out, H', W'). Same numbers as ``torch.nn.functional.conv2d``.
+
+    For each piece of B examples of the batch:
+
+    1. pad:    ``x_pad`` (B, C_in, H + 2P_h, W + 2P_w), ``x`` inside a border of zeros;
+    2. im2col: ``cols`` (B, C_in·K_h·K_w + 1, H'·W'), one column per output position (i, j)
+       holding the receptive field it reads, and a last row of ones;
+    3. matrix product: ``z = [w_mat | b] @ cols`` (B, C_out, H'·W'), with the kernels as one
+       matrix ``w_mat`` (C_out, C_in·K_h·K_w) and the biases as one more column: the row
+       of ones adds ``b[o]`` to every sum of [eq-layer-forward].
     """
-    x, w, b, stride, padding, dilation, (ho, wo) = _check_layer(x, w, b, stride, padding, dilation)
+    x, w, b, stride, padding, dilation, (ho, wo) = check_layer(x, w, b, stride, padding, dilation)
     dtype = result_dtype(x, w) if b is None else result_dtype(x, w, b)
     n, c_out = x.shape[0], w.shape[0]
-    w_mat = w.reshape(c_out, -1).astype(dtype, copy=False)
-    z = np.empty((n, c_out, ho * wo), dtype=dtype)
-    for sl in _chunks(n, w_mat.shape[1] * ho * wo * dtype.itemsize):
-        cols = _im2col(_pad_into_scratch(x[sl], padding, dtype), w.shape[2:], stride, dilation, (ho, wo))
-        np.matmul(w_mat, cols, out=z[sl])  # (B, C_out, H'·W')
-    z = z.reshape(n, c_out, ho, wo)
+    wb_mat = np.zeros((c_out, w[0].size + 1), dtype=dtype)  # [w_mat | b]: (C_out, C_in·K_h·K_w + 1)
+    wb_mat[:, :-1] = w.reshape(c_out, -1)
     if b is not None:
-        z += b.astype(dtype, copy=False)[None, :, None, None]
-    return z
+        wb_mat[:, -1] = b
+    z = np.empty((n, c_out, ho * wo), dtype=dtype)
+    with workspace() as ws:
+        for sl in ws.batches(n, wb_mat.shape[1] * ho * wo * dtype.itemsize):
+            xp = _pad_into(ws, x[sl], padding, dtype)                             # (B, C_in, H_p, W_p)
+            cols = _im2col(ws, xp, w.shape[2:], stride, dilation, (ho, wo))      # (B, C_in·K_h·K_w + 1, H'·W')
+            np.matmul(wb_mat, cols, out=z[sl])                                   # (B, C_out, H'·W')
+    return z.reshape(n, c_out, ho, wo)
 
 
 def conv2d_backward(dz, x, w, *, stride=1, padding=0, dilation=1):
@@ -142,48 +80,216 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0, dilation=1):
     Returns ``(dx, dw, db)`` with the shapes of x, w and (C_out,):
     [eq-input-grad], [eq-weight-grad], [eq-bias-grad]. Input rows that the
     forward never read (stride remainder) get exactly zero gradient.
+
+    The forward's steps and their transposes, on a layout of x_pad in which every row of the
+    column matrix, and every kernel tap's share of the input gradient, is one contiguous run
+    (``_Planes``: planes of H_s × W_s = ⌈H_p/s_h⌉ × ⌈W_p/s_w⌉, for stride 1 x_pad's own maps,
+    the outputs on rows of W_s). For each piece of B examples of the batch:
+
+    1. pad:    ``x_pad`` as those planes, and ``dz`` on the same rows: (B, C_out, H'·W_s), zero
+       in the W_s − W' columns of each row that are not outputs;
+    2. im2col: ``cols`` (B, C_in·K_h·K_w + 1, H'·W_s), row (c, u, v) holding
+       ``x_pad[n, c, s_h i + d_h u, s_w j + d_w v]`` at column (i, j), and a last row of ones;
+    3. matrix products, the transposes of the forward's: ``[dw | db]ᵀ += Σ_n cols_n dz_nᵀ``, where
+       the row of ones gives ``db[o] = Σ_{n,i,j} dz[n, o, i, j]``; and the column gradient
+       ``dcols = w_matᵀ dz``, what each receptive-field entry passed on, one block per tap;
+    4. col2im: every tap adds its block of ``dcols`` back onto the input positions it read
+       (overlapping windows accumulate), giving ``dx_pad``; ``dx`` is ``dx_pad`` without the padding.
     """
-    x, w, _, stride, padding, dilation, (ho, wo) = _check_layer(x, w, None, stride, padding, dilation)
+    x, w, _, stride, padding, dilation, (ho, wo) = check_layer(x, w, None, stride, padding, dilation)
     dz = as_real_array(dz, "dz", ndim=4)
-    n, c, h, wdt = x.shape
-    c_out, _, kh, kw = w.shape
+    n, c_out = x.shape[0], w.shape[0]
     check_shape(dz, (n, c_out, ho, wo), "dz", "the shape of conv2d_forward's output for these x, w and settings")
     dtype = result_dtype(dz, x, w)
-    dz_mat = np.ascontiguousarray(dz, dtype=dtype).reshape(n, c_out, ho * wo)
-    w_mat = w.reshape(c_out, -1).astype(dtype, copy=False)
-    (sh, sw), (dh, dw_), (ph, pw) = stride, dilation, padding
+    w_mat = w.reshape(c_out, -1).astype(dtype, copy=False)  # (C_out, C_in·K_h·K_w)
+    grid = _Planes(x.shape, w.shape, stride, padding, dilation, (ho, wo), finite_w=bool(np.isfinite(w_mat).all()))
 
-    db = dz_mat.sum(axis=(0, 2))
-    dw_t = np.zeros(w_mat.shape[::-1], dtype=dtype)  # dwᵀ: (C_in·K_h·K_w, C_out)
+    dwb_t = np.zeros((w_mat.shape[1] + 1, c_out), dtype=dtype)  # [dw_mat | db]ᵀ
     dx = np.empty(x.shape, dtype=dtype)
-    for sl in _chunks(n, w_mat.shape[1] * ho * wo * dtype.itemsize):
-        xp = _pad_into_scratch(x[sl], padding, dtype)
-        cols = _im2col(xp, (kh, kw), stride, dilation, (ho, wo))  # (B, C·K_h·K_w, H'·W')
-        # dwᵀ = Σ_n cols_n dz_nᵀ rather than dw = Σ_n dz_n cols_nᵀ: the same sums, but OpenBLAS
-        # runs this orientation up to 1.5× faster in float32 (benchmarks/bench_conv.py, W2/W3).
-        dw_t += np.matmul(cols, dz_mat[sl].transpose(0, 2, 1)).sum(axis=0)
+    with workspace() as ws:
+        for sl in ws.batches(n, grid.bytes_per_example * dtype.itemsize):
+            xp = grid.pad(ws, x[sl], dtype)                                 # x_pad as planes, flattened
+            dz_rows = grid.pad_output(ws, dz[sl], dtype)                     # (B, C_out, H'·W_s)
+            cols = grid.im2col(ws, xp)                                       # (B, C_in·K_h·K_w + 1, H'·W_s)
+            # Σ_n cols_n dz_nᵀ rather than Σ_n dz_n cols_nᵀ: the same sums, but OpenBLAS runs
+            # this orientation up to 1.5× faster in float32 (benchmarks/bench_conv.py, W2/W3).
+            dwb_t += np.matmul(cols, dz_rows.transpose(0, 2, 1)).sum(axis=0)  # [eq-weight-grad], [eq-bias-grad]
+            dcols = grid.column_gradient(ws, w_mat, dz_rows)                 # w_matᵀ dz, one block per tap
+            grid.col2im(ws, dcols, out=dx[sl])                               # [eq-input-grad]
+    if not np.isfinite(dwb_t).all():  # inf or nan in x: see _Planes for why that needs another look
+        dwb_t = _weight_grad_by_examples(dz, x, w.shape, stride, padding, dilation, dtype)
+    return dx, np.ascontiguousarray(dwb_t[:-1].T).reshape(w.shape), dwb_t[-1].copy()
 
-        # col2im: every kernel tap (u, v) adds its slice of the column gradient back
-        # onto the input positions it read; overlapping windows accumulate (+=).
-        dcols = scratch("conv.dcols", (xp.shape[0], c * kh * kw, ho * wo), dtype)
-        np.matmul(w_mat.T, dz_mat[sl], out=dcols)
-        dcols = dcols.reshape(-1, c, kh, kw, ho, wo)
-        dxp = scratch("conv.dxpad", xp.shape, dtype)
-        dxp.fill(0)
-        for u in range(kh):
-            for v in range(kw):
-                r0, c0 = dh * u, dw_ * v
-                dxp[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw] += dcols[:, :, u, v]
-        dx[sl] = dxp[:, :, ph : ph + h, pw : pw + wdt]
-    return dx, np.ascontiguousarray(dw_t.T).reshape(w.shape), db
+
+# --- the steps: pad, im2col, col2im ----------------------------------------------------------
+# Their temporaries live in scratch buffers of the call's Workspace (_workspace.py) and are
+# overwritten by the next piece of the batch.
+
+
+def _pad_into(ws, x: np.ndarray, padding, dtype) -> np.ndarray:
+    """``x`` zero-padded by (P_h, P_w) on each side, in a scratch buffer (x itself if nothing changes)."""
+    ph, pw = padding
+    if ph == 0 and pw == 0 and x.dtype == dtype:
+        return x
+    n, c, h, w = x.shape
+    xp = ws.zeros("conv.x_pad", (n, c, h + 2 * ph, w + 2 * pw), dtype, layout=padding)  # the border stays zero
+    xp[:, :, ph : ph + h, pw : pw + w] = x
+    return xp
+
+
+def _im2col(ws, xp: np.ndarray, kernel_hw, stride, dilation, out_hw) -> np.ndarray:
+    """The receptive fields of every output position, one matrix per example, and a row of ones.
+
+    Returns ``cols`` of shape (B, C_in·K_h·K_w + 1, H'·W') with
+    ``cols[n, (c, u, v), (i, j)] = x_pad[n, c, s_h i + d_h u, s_w j + d_w v]`` and a last row
+    of ones (the input the bias multiplies). The row order (c, u, v) matches
+    ``w.reshape(C_out, -1)``, so that ``w_mat @ cols[n]`` is example n's output already in
+    (C_out, H'·W') order: no transpose of the result is needed, and the copy streams along
+    image rows.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel_hw, stride, dilation, out_hw
+    n, c = xp.shape[:2]
+    s_n, s_c, s_row, s_col = xp.strides
+    # the formula above as a strided view of x_pad (nothing copied yet): steps d along (u, v), s along (i, j)
+    fields = as_strided(xp, (n, c, kh, kw, ho, wo), (s_n, s_c, dh * s_row, dw * s_col, sh * s_row, sw * s_col),
+                        writeable=False)
+    cols = ws.array("conv.cols", (n, c * kh * kw + 1, ho, wo), xp.dtype)
+    cols[:, -1] = 1
+    np.copyto(cols[:, :-1].reshape(n, c, kh, kw, ho, wo), fields)
+    return cols.reshape(n, c * kh * kw + 1, ho * wo)
+
+
+class _Planes:
+    """The layout of conv2d_backward, in which im2col and col2im work on contiguous runs.
+
+    Tap (u, v) reads ``x_pad[s_h i + d_h u, s_w j + d_w v]`` over the H'×W' output grid. Split
+    x_pad into its s_h·s_w interleaved sub-grids ("phases": rows ≡ a mod s_h, columns ≡ b mod s_w),
+    each a plane of H_s × W_s = ⌈H_p/s_h⌉ × ⌈W_p/s_w⌉; for stride 1 there is one phase, x_pad
+    itself. Every read of tap (u, v) falls in one phase, (d_h u mod s_h, d_w v mod s_w), at plane
+    position ``(i + d_h u // s_h, j + d_w v // s_w)``: the output grid shifted by a fixed amount,
+    i.e. by ``offset = (d_h u // s_h)·W_s + d_w v // s_w`` on the flattened plane.
+
+    So lay the outputs out on rows of W_s too (position (i, j) at ``i·W_s + j``, the columns
+    j ≥ W' are not outputs and get dz = 0): then the im2col row of tap (u, v) is a contiguous
+    slice of a flattened plane, starting at ``offset``, and the column gradient of tap (u, v),
+    stored for all (example, channel) planes of the piece one after the other, goes back onto
+    the input in a single contiguous ``+=``. The slices run past the end of a row (or plane) only
+    in non-output columns: there they read finite numbers that dz = 0 cancels in the products, and
+    add ``w · 0 = 0`` in col2im. An inf or nan in x or w makes those products nan instead:
+    conv2d_backward then recomputes ``dw`` the forward's way, and col2im clears the non-output
+    columns of ``dcols`` first.
+    """
+
+    def __init__(self, x_shape, w_shape, stride, padding, dilation, out_hw, finite_w=True):
+        (_, self.c, h, w), (self.c_out, _, self.kh, self.kw) = x_shape, w_shape
+        self.stride, self.dilation, (self.ho, self.wo), self.finite_w = stride, dilation, out_hw, finite_w
+        (sh, sw), (ph, pw) = stride, padding
+        self.h_s, self.w_s = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)  # ⌈H_p / s_h⌉, ⌈W_p / s_w⌉
+        self.plane, self.q = self.h_s * self.w_s, self.ho * self.w_s  # a plane; the outputs on rows of W_s
+        # (phase, offset) of each tap, in the (u, v) order of w's last two axes
+        self.taps = [((dilation[0] * u % sh) * sw + dilation[1] * v % sw,
+                      (dilation[0] * u // sh) * self.w_s + dilation[1] * v // sw)
+                     for u in range(self.kh) for v in range(self.kw)]
+        self.tail = max(offset for _, offset in self.taps)  # how far the last slice runs past the planes
+        # per phase (a, b): input rows y0::s_h and columns x0::s_w lie at plane rows r0.. and columns c0..
+        self.blocks = [(a, b, y0, (y0 + ph) // sh, len(range(y0, h, sh)), x0, (x0 + pw) // sw, len(range(x0, w, sw)))
+                       for a in range(sh) for b in range(sw) for y0 in [(a - ph) % sh] for x0 in [(b - pw) % sw]]
+        self.bytes_per_example = len(self.taps) * self.c * self.plane  # the largest temporary, dcols
+        self.key = (x_shape[1:], w_shape, stride, padding, dilation)
+
+    def pad(self, ws, x: np.ndarray, dtype) -> np.ndarray:
+        """x_pad of a piece of B examples as ``planes[phase, n, c, plane position]``, flattened."""
+        (sh, sw), b = self.stride, x.shape[0]
+        size = sh * sw * b * self.c * self.plane
+        flat = ws.zeros("conv.x_planes", (size + self.tail,), dtype, layout=self.key)  # the padding stays zero
+        planes = flat[:size].reshape(sh, sw, b, self.c, self.h_s, self.w_s)
+        for a, a_w, y0, r0, rows, x0, c0, cols in self.blocks:
+            planes[a, a_w, :, :, r0 : r0 + rows, c0 : c0 + cols] = x[:, :, y0::sh, x0::sw]
+        return flat
+
+    def pad_output(self, ws, dz: np.ndarray, dtype) -> np.ndarray:
+        """``dz`` of the piece on rows of W_s, zero in the non-output columns: (B, C_out, H'·W_s)."""
+        b = dz.shape[0]
+        dz_rows = ws.zeros("conv.dz_rows", (b, self.c_out, self.ho, self.w_s), dtype, layout=self.key)
+        dz_rows[..., : self.wo] = dz
+        return dz_rows.reshape(b, self.c_out, self.q)
+
+    def im2col(self, ws, flat: np.ndarray) -> np.ndarray:
+        """``cols`` (B, C_in·K_h·K_w + 1, H'·W_s): every row a contiguous slice of the planes; then ones."""
+        c, taps, plane, q = self.c, len(self.taps), self.plane, self.q
+        b = (len(flat) - self.tail) // (self.stride[0] * self.stride[1] * c * plane)
+        cols = ws.array("conv.cols", (b, c * taps + 1, q), flat.dtype)
+        cols[:, -1] = 1
+        rows = cols[:, :-1].reshape(b, c, self.kh, self.kw, q)
+        if self.stride == (1, 1):  # one phase, offsets d_h u W_s + d_w v: all taps in one strided view
+            (d_h, d_w), it = self.dilation, flat.itemsize
+            steps = (c * plane * it, plane * it, d_h * self.w_s * it, d_w * it, it)
+            np.copyto(rows, as_strided(flat, rows.shape, steps, writeable=False))
+        else:
+            phase_size = b * c * plane
+            for t, (phase, offset) in enumerate(self.taps):
+                start = phase * phase_size + offset
+                rows[:, :, t // self.kw, t % self.kw] = flat[start : start + phase_size].reshape(b, c, plane)[:, :, :q]
+        return cols
+
+    def column_gradient(self, ws, w_mat: np.ndarray, dz_rows: np.ndarray) -> np.ndarray:
+        """``dcols = w_matᵀ dz`` of the piece as (K_h·K_w, B, C_in, H_s·W_s): one block per tap.
+
+        ``dcols[t, n, c, i·W_s + j] = Σ_o w[o, c, t] dz[n, o, i, j]`` for j < W', zero elsewhere.
+        """
+        (b, c_out, q), c, taps = dz_rows.shape, self.c, len(self.taps)
+        dcols = ws.zeros("conv.dcols", (taps, b, c, self.plane), dz_rows.dtype, layout=self.key)  # zero after q
+        w_tco = w_mat.reshape(c_out, c, taps).transpose(2, 1, 0)  # w[o, c, t] as (K_h·K_w, C_in, C_out)
+        if c >= taps:  # one product per (tap, example): (C_in × C_out) @ (C_out × H'·W_s)
+            np.matmul(w_tco[:, None], dz_rows[None], out=dcols[..., :q])
+        else:  # one per (example, channel): (K_h·K_w × C_out) @ (C_out × H'·W_s)
+            np.matmul(w_tco.transpose(1, 0, 2), dz_rows[:, None], out=dcols[..., :q].transpose(1, 2, 0, 3))
+        if not self.finite_w:  # w·0 = nan in the non-output columns: clear them
+            dcols[..., :q].reshape(taps, b, c, self.ho, self.w_s)[..., self.wo :] = 0
+        return dcols
+
+    def col2im(self, ws, dcols: np.ndarray, out: np.ndarray) -> None:
+        """Add each tap's block of ``dcols`` onto the plane positions it read; write the crop ``dx`` to ``out``."""
+        (sh, sw), (taps, b, c, plane) = self.stride, dcols.shape
+        phase_size = b * c * plane
+        dx_p = ws.array("conv.dx_planes", (sh * sw * phase_size + self.tail,), dcols.dtype)
+        dx_p.fill(0)
+        for t, (phase, offset) in enumerate(self.taps):
+            start = phase * phase_size + offset
+            dx_p[start : start + phase_size] += dcols[t].reshape(-1)
+        planes = dx_p[: sh * sw * phase_size].reshape(sh, sw, b, c, self.h_s, self.w_s)
+        for a, a_w, y0, r0, rows, x0, c0, cols in self.blocks:
+            out[:, :, y0::sh, x0::sw] = planes[a, a_w, :, :, r0 : r0 + rows, c0 : c0 + cols]
+
+
+def _weight_grad_by_examples(dz, x, w_shape, stride, padding, dilation, dtype) -> np.ndarray:
+    """``[dw_mat | db]ᵀ`` of conv2d_backward from the forward's im2col, which has no non-output columns.
+
+    Used when x holds inf or nan, where ``0 · inf`` would otherwise put nan into finite sums.
+    """
+    (n, c_out, ho, wo), w_cols = dz.shape, w_shape[1] * w_shape[2] * w_shape[3]
+    dz_mat = np.ascontiguousarray(dz, dtype=dtype).reshape(n, c_out, ho * wo)
+    dwb_t = np.zeros((w_cols + 1, c_out), dtype=dtype)
+    with workspace() as ws:
+        for sl in ws.batches(n, dwb_t.shape[0] * ho * wo * dtype.itemsize):
+            cols = _im2col(ws, _pad_into(ws, x[sl], padding, dtype), w_shape[2:], stride, dilation, (ho, wo))
+            dwb_t += np.matmul(cols, dz_mat[sl].transpose(0, 2, 1)).sum(axis=0)
+    return dwb_t
 
 
 # --- loop forms -------------------------------------------------------------------------------
 
 
+def _pad(x: np.ndarray, padding) -> np.ndarray:
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
 def conv2d_forward_loop(x, w, b=None, *, stride=1, padding=0, dilation=1) -> np.ndarray:
     """[eq-layer-forward] as seven nested loops. Tiny inputs only."""
-    x, w, b, (sh, sw), padding, (dh, dw), (ho, wo) = _check_layer(x, w, b, stride, padding, dilation)
+    x, w, b, (sh, sw), padding, (dh, dw), (ho, wo) = check_layer(x, w, b, stride, padding, dilation)
     xp = _pad(x, padding)
     N, C, _, _ = x.shape
     O, _, Kh, Kw = w.shape
@@ -209,7 +315,7 @@ def conv2d_backward_loop(dz, x, w, *, stride=1, padding=0, dilation=1):
     ``dx_pad[n,c,p,q] += dz · w[o,c,u,v]``. Note the ``+=``: an input pixel read
     by several windows collects a contribution from each.
     """
-    x, w, _, (sh, sw), (ph, pw), (dh, dw_), (ho, wo) = _check_layer(x, w, None, stride, padding, dilation)
+    x, w, _, (sh, sw), (ph, pw), (dh, dw_), (ho, wo) = check_layer(x, w, None, stride, padding, dilation)
     dz = as_real_array(dz, "dz", ndim=4)
     N, C, H, W = x.shape
     O, _, Kh, Kw = w.shape

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._validate import as_real_array, check_mode, result_dtype
+from ._validate import as_real_array, check_image_kernel, check_mode, result_dtype
 
 MODES = ("valid", "full", "same")
 
@@ -40,15 +40,6 @@ def rot180(a) -> np.ndarray:
     """
     arr = as_real_array(a, "a", min_ndim=2)
     return arr[..., ::-1, ::-1]
-
-
-def _check_2d(image, kernel):
-    image = as_real_array(image, "image", ndim=2)
-    kernel = as_real_array(kernel, "kernel", ndim=2)
-    for name, arr in (("image", image), ("kernel", kernel)):
-        if arr.size == 0:
-            raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    return image, kernel
 
 
 def _correlate_valid(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -78,7 +69,7 @@ def correlate2d(image, kernel, mode: str = "valid") -> np.ndarray:
 
     image: (H, W); kernel: (K_h, K_w); mode: ``"valid" | "full" | "same"`` (see module docstring).
     """
-    image, kernel = _check_2d(image, kernel)
+    image, kernel = check_image_kernel(image, kernel)
     check_mode(mode, MODES)
     return _full_then_crop(image, kernel, mode, same_start=lambda k: k // 2)
 
@@ -89,7 +80,7 @@ def convolve2d(image, kernel, mode: str = "valid") -> np.ndarray:
     Computed as a correlation with the rotated kernel ([eq-flip-relation]).
     image: (H, W); kernel: (K_h, K_w); mode: ``"valid" | "full" | "same"``.
     """
-    image, kernel = _check_2d(image, kernel)
+    image, kernel = check_image_kernel(image, kernel)
     check_mode(mode, MODES)
     return _full_then_crop(image, kernel[::-1, ::-1], mode, same_start=lambda k: (k - 1) // 2)
 
@@ -99,7 +90,7 @@ def convolve2d(image, kernel, mode: str = "valid") -> np.ndarray:
 
 def correlate2d_loop(image, kernel) -> np.ndarray:
     """Valid cross-correlation as the double sum of [eq-corr-def], one output pixel at a time."""
-    image, kernel = _check_2d(image, kernel)
+    image, kernel = check_image_kernel(image, kernel)
     (H, W), (Kh, Kw) = image.shape, kernel.shape
     if Kh > H or Kw > W:
         raise ValueError(f"kernel {kernel.shape} is larger than image {image.shape}")
@@ -120,7 +111,7 @@ def convolve2d_loop(image, kernel) -> np.ndarray:
     pixel ``(x, y)`` at index ``(x − (K_h − 1), y − (K_w − 1))``, which is the
     implicit shift by ``K − 1`` discussed in the book.
     """
-    image, kernel = _check_2d(image, kernel)
+    image, kernel = check_image_kernel(image, kernel)
     (H, W), (Kh, Kw) = image.shape, kernel.shape
     if Kh > H or Kw > W:
         raise ValueError(f"kernel {kernel.shape} is larger than image {image.shape}")

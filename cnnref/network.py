@@ -1,4 +1,4 @@
-"""The MATLAB-style network of :mod:`cnnref.matlab_net`, rebuilt from cnnref's NCHW layers (book: "The whole network").
+"""The MATLAB-style network of :mod:`cnnref.teaching.matlab_net`, rebuilt from cnnref's NCHW layers (book: "The whole network").
 
 Same architecture: ``S`` stages of (valid cross-correlation layer → sigmoid → mean pooling),
 then ``flatten`` (C-order) → dense → sigmoid, loss ``E = ½ Σ (o − t)² / N``
@@ -130,7 +130,7 @@ def _last_maps(params_k, in_hw, pools):
 
 
 def from_matlab(mparams, in_hw, pools) -> dict:
-    """NCHW parameters equal in effect to the MATLAB-layout ``mparams`` of :mod:`cnnref.matlab_net` ([eq-wn-param-map]).
+    """NCHW parameters equal in effect to the MATLAB-layout ``mparams`` of :mod:`cnnref.teaching.matlab_net` ([eq-wn-param-map]).
 
     ``w{s}[o, c] = rot180(k{s}[c, o])``, ``b{s}`` unchanged, ``W = ffW[:, perm]`` with
     ``perm = fv_permutation(C_S, h_S, w_S)``, ``c = ffb``. in_hw: (H, W) of the input images.

@@ -25,18 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_pair, as_real_array, check_shape
-from .sizes import output_size
-
-
-def _check_pool(x, size, stride):
-    x = as_real_array(x, "x", ndim=4)
-    if x.size == 0:
-        raise ValueError(f"x must not be empty, got shape {x.shape}")
-    size = as_pair(size, "size", 1)
-    stride = size if stride is None else as_pair(stride, "stride", 1)
-    out_hw = (output_size(x.shape[2], size[0], stride[0]), output_size(x.shape[3], size[1], stride[1]))
-    return x, size, stride, out_hw
+from ._validate import check_pool, check_pool_dy
 
 
 def _tap(a, u, v, stride, out_hw):
@@ -49,15 +38,9 @@ def _tap(a, u, v, stride, out_hw):
     return a[:, :, u : u + sh * (ho - 1) + 1 : sh, v : v + sw * (wo - 1) + 1 : sw]
 
 
-def _check_dy(dy, x, out_hw):
-    dy = as_real_array(dy, "dy", ndim=4)
-    check_shape(dy, x.shape[:2] + out_hw, "dy", "the shape of the pooling output for this x, size and stride")
-    return dy
-
-
 def maxpool2d_forward(x, size, stride=None) -> np.ndarray:
     """Max over each window ([eq-maxpool-forward]). x: (N, C, H, W) -> (N, C, H', W')."""
-    x, size, stride, out_hw = _check_pool(x, size, stride)
+    x, size, stride, out_hw = check_pool(x, size, stride)
     y = _tap(x, 0, 0, stride, out_hw).copy()
     for u in range(size[0]):
         for v in range(size[1]):
@@ -98,8 +81,8 @@ def maxpool2d_backward(dy, x, size, stride=None) -> np.ndarray:
     With overlapping windows, a pixel that is the arg-max of several windows
     receives the sum of their gradients (the scatter-add below).
     """
-    x, size, stride, out_hw = _check_pool(x, size, stride)
-    dy = _check_dy(dy, x, out_hw)
+    x, size, stride, out_hw = check_pool(x, size, stride)
+    dy = check_pool_dy(dy, x, out_hw)
     arg = _argmax_tap(x, size, stride, out_hw)
     dtype = np.result_type(x, dy)
     (kh, kw), (sh, sw), (ho, wo) = size, stride, out_hw
@@ -122,7 +105,7 @@ def maxpool2d_backward(dy, x, size, stride=None) -> np.ndarray:
 
 def avgpool2d_forward(x, size, stride=None) -> np.ndarray:
     """Mean over each window ([eq-avgpool-forward]). x: (N, C, H, W) -> (N, C, H', W')."""
-    x, size, stride, out_hw = _check_pool(x, size, stride)
+    x, size, stride, out_hw = check_pool(x, size, stride)
     y = _tap(x, 0, 0, stride, out_hw).copy()
     for u in range(size[0]):
         for v in range(size[1]):
@@ -137,8 +120,8 @@ def avgpool2d_backward(dy, x, size, stride=None) -> np.ndarray:
 
     dy: (N, C, H', W'); x: the forward input (only its shape is used). Returns dx like x.
     """
-    x, size, stride, out_hw = _check_pool(x, size, stride)
-    dy = _check_dy(dy, x, out_hw)
+    x, size, stride, out_hw = check_pool(x, size, stride)
+    dy = check_pool_dy(dy, x, out_hw)
     (kh, kw), (sh, sw), (ho, wo) = size, stride, out_hw
     share = dy / (kh * kw)
     dx = np.zeros(x.shape, dtype=np.result_type(x, dy))
@@ -153,8 +136,8 @@ def avgpool2d_backward(dy, x, size, stride=None) -> np.ndarray:
 
 def maxpool2d_backward_loop(dy, x, size, stride=None) -> np.ndarray:
     """[eq-maxpool-backward] window by window, scanning each window row-major for its first maximum."""
-    x, (kh, kw), (sh, sw), (ho, wo) = _check_pool(x, size, stride)
-    dy = _check_dy(dy, x, (ho, wo))
+    x, (kh, kw), (sh, sw), (ho, wo) = check_pool(x, size, stride)
+    dy = check_pool_dy(dy, x, (ho, wo))
     dx = np.zeros(x.shape, dtype=np.result_type(x, dy))
     for n in range(x.shape[0]):
         for c in range(x.shape[1]):
@@ -173,8 +156,8 @@ def maxpool2d_backward_loop(dy, x, size, stride=None) -> np.ndarray:
 
 def avgpool2d_backward_loop(dy, x, size, stride=None) -> np.ndarray:
     """[eq-avgpool-backward] window by window."""
-    x, (kh, kw), (sh, sw), (ho, wo) = _check_pool(x, size, stride)
-    dy = _check_dy(dy, x, (ho, wo))
+    x, (kh, kw), (sh, sw), (ho, wo) = check_pool(x, size, stride)
+    dy = check_pool_dy(dy, x, (ho, wo))
     dx = np.zeros(x.shape, dtype=np.result_type(x, dy))
     for n in range(x.shape[0]):
         for c in range(x.shape[1]):

@@ -36,7 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ._validate import as_pair, as_real_array, as_shape, check_shape, result_dtype
 from .sizes import output_size
 
-__all__ = ["zero_insert", "dilate_kernel", "remainder_rows", "input_grad_transposed", "weight_grad_dilated"]
+__all__ = ["zero_insert", "dilate_kernel", "remainder_rows", "correlate_channels", "input_grad_transposed", "weight_grad_dilated"]
 
 
 def _shape4(shape, name: str) -> tuple[int, int, int, int]:
@@ -60,12 +60,19 @@ def _spread(a: np.ndarray, steps: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _correlate(a: np.ndarray, k: np.ndarray, step=(1, 1), spread=(1, 1)) -> np.ndarray:
+def correlate_channels(a: np.ndarray, k: np.ndarray, step=(1, 1), spread=(1, 1)) -> np.ndarray:
     """Multi-channel valid cross-correlation, every valid position.
 
     a: (N, I, H, W); k: (O, I, K_h, K_w). Returns (N, O, H_o, W_o) with
     ``out[n, o, i, j] = Σ_{c,u,v} a[n, c, step·i + spread·u, step·j + spread·v] · k[o, c, u, v]``.
+    ``step`` and ``spread``: (rows, columns) pairs >= 1. The building block of this module's
+    gradients (and of the bug gallery's wrong ones).
     """
+    a = as_real_array(a, "a", ndim=4)
+    k = as_real_array(k, "k", ndim=4)
+    if a.shape[1] != k.shape[1]:
+        raise ValueError(f"a and k must have the same number of input maps, got a {a.shape} and k {k.shape}")
+    step, spread = as_pair(step, "step", 1), as_pair(spread, "spread", 1)
     (kh, kw), (sh, sw), (dh, dw) = k.shape[2:], step, spread
     span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
     win = sliding_window_view(a, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]  # (N, I, H_o, W_o, K_h, K_w)
@@ -142,7 +149,7 @@ def input_grad_transposed(dz, w, x_shape, *, stride=1, padding=0, dilation=1) ->
     kh, kw = w_til.shape[2:]
     k = np.ascontiguousarray(w_til[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # rot180, (I, O, K̃_h, K̃_w)
     z_pad = np.pad(z_ins, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
-    covered = _correlate(z_pad, k)                                           # (N, I, s(H'-1)+K̃_h, ...)
+    covered = correlate_channels(z_pad, k)                                           # (N, I, s(H'-1)+K̃_h, ...)
 
     (ph, pw), (h, wd) = padding, x_shape[2:]
     dx_pad = np.zeros((x_shape[0], x_shape[1], h + 2 * ph, wd + 2 * pw), dtype=dtype)
@@ -177,6 +184,6 @@ def weight_grad_dilated(dz, x, w_shape, *, stride=1, padding=0, dilation=1) -> n
     x_pad = np.pad(x.astype(dtype, copy=False), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     z_ins = zero_insert(dz.astype(dtype, copy=False), stride)                # ž: (N, O, ...)
     # Batch n is the summed "channel": a (C_in, N, ...) correlated with k (O, N, ...) -> (C_in, O, ...).
-    full = _correlate(x_pad.transpose(1, 0, 2, 3), z_ins.transpose(1, 0, 2, 3), step=dilation)
+    full = correlate_channels(x_pad.transpose(1, 0, 2, 3), z_ins.transpose(1, 0, 2, 3), step=dilation)
     kh, kw = w_shape[2:]
     return np.ascontiguousarray(full[:, :, :kh, :kw].transpose(1, 0, 2, 3))

@@ -1,4 +1,4 @@
-"""cnnref.bug_gallery: every injected bug is caught by the check the book says catches it, and
+"""cnnref.teaching.bug_gallery: every injected bug is caught by the check the book says catches it, and
 slips through the weaker check the book says misses it.
 
 The checks are the book's ("Checking gradients"): comparison with ``jax.vjp``/``jax.grad``
@@ -24,7 +24,7 @@ from cnnref import (
     maxpool2d_backward,
     maxpool2d_forward,
 )
-from cnnref import bug_gallery as bugs
+from cnnref.teaching import bug_gallery as bugs
 from cnnref.gradcheck import adjoint_test, numerical_gradient, relative_error
 from cnnref.transposed import remainder_rows
 from helpers import assert_close, distinct_values

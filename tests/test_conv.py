@@ -277,6 +277,39 @@ def test_nan_and_inf_propagate_through_forward(settings):
     assert np.array_equal(np.isnan(loop), np.isnan(z)) and np.array_equal(np.isinf(loop), np.isinf(z))
 
 
+
+@pytest.mark.parametrize("settings", [dict(padding=1), dict(stride=2, padding=1, dilation=2), dict(stride=(1, 3))])
+def test_non_finite_weights_give_the_loop_forms_gradients(settings):
+    # The vectorised col2im computes w·0 in positions it later adds as zeros; with an inf or nan
+    # weight those must not turn into nan where the sums themselves stay finite.
+    x, w, _, dz = _problem(x_shape=(2, 2, 7, 8), w_shape=(3, 2, 3, 2), seed=12, **settings)
+    w[1, 0, 2, 1] = np.inf
+    w[2, 1, 0, 0] = np.nan
+    with np.errstate(invalid="ignore"):  # inf - inf = nan in the sums
+        expected = conv2d_backward_loop(dz, x, w, **settings)
+        assert np.isfinite(expected[0]).any() and not np.isfinite(expected[0]).all()  # dx: some entries of each
+        for got, exp in zip(conv2d_backward(dz, x, w, **settings), expected):
+            assert_close(got, exp)  # the same non-finite entries, the finite ones close
+    # and a finite call afterwards is unaffected
+    w_ok = np.nan_to_num(w, nan=0.5, posinf=2.0)
+    for got, expected in zip(conv2d_backward(dz, x, w_ok, **settings), conv2d_backward_loop(dz, x, w_ok, **settings)):
+        assert_close(got, expected)
+
+
+@pytest.mark.parametrize("settings", [dict(padding=1), dict(stride=2, padding=1, dilation=2), dict(stride=(1, 3))])
+def test_non_finite_inputs_give_the_loop_forms_weight_gradient(settings):
+    # The vectorised products also multiply x by dz = 0 in positions that are not outputs; with an
+    # inf or nan in x that is nan, so conv2d_backward must not let it into dw.
+    # Corner pixels: read by some taps only (or, with stride 2 and padding 1, by none).
+    x, w, _, dz = _problem(x_shape=(2, 2, 7, 8), w_shape=(3, 2, 3, 2), seed=13, **settings)
+    x[0, 0, 0, 0] = np.inf
+    x[1, 1, 0, 1] = np.nan
+    with np.errstate(invalid="ignore"):
+        expected = conv2d_backward_loop(dz, x, w, **settings)
+        for got, exp in zip(conv2d_backward(dz, x, w, **settings), expected):
+            assert_close(got, exp)
+    assert np.isfinite(expected[1]).any()  # dw: finite entries stay finite
+
 # --- dtypes and inputs ------------------------------------------------------------------------
 
 
@@ -327,14 +360,14 @@ def test_inputs_are_not_modified():
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, RTOL64), (np.float32, RTOL32)], ids=["float64", "float32"])
 def test_batch_larger_than_one_work_chunk_matches_jax(dtype, rtol, monkeypatch):
-    # The vectorised forms process the batch in pieces of about _CHUNK_BYTES of im2col.
+    # The vectorised forms process the batch in pieces of about CHUNK_BYTES of im2col.
     # 13 examples of 3x30x30 with 3x3 kernels need 194 kB (float64) or 97 kB (float32) of im2col
     # each; with the chunk pinned at 450 kB the batch is split into pieces of 2 (float64) or 4
     # (float32) examples with a partial last piece, which the tiny inputs of the other tests never are.
     # Every example must still get its own numbers.
-    import cnnref.conv
-    monkeypatch.setattr(cnnref.conv, "_CHUNK_BYTES", 450_000)
-    pieces = cnnref.conv._chunks(13, 27 * 900 * np.dtype(dtype).itemsize)
+    import cnnref._workspace
+    monkeypatch.setattr(cnnref._workspace, "CHUNK_BYTES", 450_000)
+    pieces = cnnref._workspace.Workspace().batches(13, 27 * 900 * np.dtype(dtype).itemsize)
     assert len(pieces) > 1 and pieces[-1].stop - pieces[-1].start < pieces[0].stop - pieces[0].start
     settings = dict(stride=1, padding=1, dilation=1)
     x, w, b, dz = _problem(x_shape=(13, 3, 30, 30), w_shape=(4, 3, 3, 3), seed=8, **settings)

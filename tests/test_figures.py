@@ -1,4 +1,4 @@
-"""Tests for cnnref.figures: each figure shows the numbers cnnref computes (checked against scipy / explicit sums)."""
+"""Tests for cnnref.teaching.figures: each figure shows the numbers cnnref computes (checked against scipy / explicit sums)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import scipy.signal  # noqa: E402
 from helpers import conv_read_mask  # noqa: E402
 
-from cnnref import figures  # noqa: E402
+from cnnref.teaching import figures  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

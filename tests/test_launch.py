@@ -114,7 +114,7 @@ def test_python_floor_is_stated_once_and_enforced():
     assert re.search(rf"^PYTHON_MIN\s*:=\s*{re.escape(floor)}$", makefile, re.M)
     assert f"Python ≥ {floor}" in (ROOT / "README.md").read_text(encoding="utf-8")
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == f"python-{floor}"
-    assert re.search(rf"^#    make lock$", (ROOT / "constraints.txt").read_text(), re.M)
+    assert re.search(r"^#    make lock$", (ROOT / "constraints.txt").read_text(), re.M)
 
 
 def test_the_recorded_benchmark_ships_with_the_package_and_matches_the_script():

@@ -1,4 +1,4 @@
-"""cnnref.matlab_net: the classic MATLAB-style CNN in source 004's form (H×W×N stacks).
+"""cnnref.teaching.matlab_net: the classic MATLAB-style CNN in source 004's form (H×W×N stacks).
 
 Checked against an independent jax version of the same network written with
 ``jax.scipy.signal.convolve`` on the stacks (``jax.grad`` of the whole loss), against
@@ -14,7 +14,7 @@ import pytest
 
 from cnnref.book import jaxref as jr  # noqa: F401  (float64 in jax, CPU only)
 from cnnref import avgpool2d_forward
-from cnnref import matlab_net as mn
+from cnnref.teaching import matlab_net as mn
 from cnnref.gradcheck import numerical_gradient
 from helpers import assert_close
 

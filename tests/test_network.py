@@ -1,7 +1,7 @@
 """cnnref.network: the MATLAB-style network from cnnref's NCHW layers, and the maps between layouts.
 
 Checked against ``jax.grad`` of the network written with ``cnnref.book.jaxref`` (lax convolution
-and reduce_window pooling), and against :mod:`cnnref.matlab_net` after mapping the parameters
+and reduce_window pooling), and against :mod:`cnnref.teaching.matlab_net` after mapping the parameters
 with :func:`cnnref.network.from_matlab` (every gradient equal).
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cnnref.book import jaxref as jr
-from cnnref import matlab_net as mn
+from cnnref.teaching import matlab_net as mn
 from cnnref import network as nw
 from helpers import assert_close
 

@@ -3,7 +3,7 @@
 jupytext's own `--sync` (goes by mtime) and `--diff` (exits 0) cannot gate CI, so this compares
 the pairs cell by cell, and checks that every notebook is committed executed top to bottom: each
 non-empty code cell has an execution count, the counts run 1, 2, 3, ... in order, no cell stored
-an error. Whether the stored outputs are the right ones is strict nbval's job (`make check`).
+an error. Whether the stored outputs are the right ones is strict nbval's job (`make nbval`).
 With no chapters yet, the checks pass trivially. The second half tests the checks themselves.
 """
 

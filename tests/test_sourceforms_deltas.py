@@ -1,4 +1,4 @@
-"""Tests for cnnref.sourceforms.deltas: the sources' delta / input-gradient equations as printed.
+"""Tests for cnnref.teaching.sourceforms.deltas: the sources' delta / input-gradient equations as printed.
 
 Each printed form is compared with ``jax.vjp`` of an independent jax forward
 (cnnref/book/jaxref.py), converted to the source's own kernel convention; where
@@ -18,7 +18,7 @@ from helpers import LAYER_SHAPES, assert_close, layer_problem
 
 import cnnref
 from cnnref import gradcheck, matlab
-from cnnref.sourceforms import deltas as sd
+from cnnref.teaching.sourceforms import deltas as sd
 
 # layer_problem's input maps a only set shapes here: the input gradient of a linear layer does not depend on a.
 

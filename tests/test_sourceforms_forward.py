@@ -1,4 +1,4 @@
-"""Tests for cnnref.sourceforms.forward: the sources' forward-pass equations as printed.
+"""Tests for cnnref.teaching.sourceforms.forward: the sources' forward-pass equations as printed.
 
 Every printed form is compared with an independent reference (scipy.signal,
 jax.lax.conv_general_dilated via cnnref/book/jaxref.py, or an explicit sum
@@ -17,7 +17,7 @@ import scipy.signal
 from helpers import assert_close
 
 import cnnref
-from cnnref.sourceforms import forward as sf
+from cnnref.teaching.sourceforms import forward as sf
 
 RNG_SEED = 0
 

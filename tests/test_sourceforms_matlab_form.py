@@ -1,4 +1,4 @@
-"""cnnref.sourceforms.matlab_form: source 004's equations as printed, and the MATLAB semantics they rely on.
+"""cnnref.teaching.sourceforms.matlab_form: source 004's equations as printed, and the MATLAB semantics they rely on.
 
 Each printed formula is compared with an independent computation (jax, scipy.signal or a
 hand-worked array): the correct ones must agree, the slips must differ (and are shown to
@@ -18,8 +18,8 @@ import scipy.signal
 from cnnref.book import jaxref as jr  # noqa: F401  (enables float64 in jax, CPU only)
 from cnnref.gradcheck import adjoint_test
 from cnnref.matlab import conv2, convn, flipall
-from cnnref.matlab_net import conv_layer
-from cnnref.sourceforms import matlab_form as mf
+from cnnref.teaching.matlab_net import conv_layer
+from cnnref.teaching.sourceforms import matlab_form as mf
 from helpers import assert_close
 
 # --- MATLAB's convn / conv2, hand-worked --------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for cnnref.sourceforms.weight_grad: the sources' weight-gradient equations as printed.
+"""Tests for cnnref.teaching.sourceforms.weight_grad: the sources' weight-gradient equations as printed.
 
 Every printed form is compared with ``jax.vjp`` of an independent jax forward
 (cnnref/book/jaxref.py), converted to the source's own kernel convention; where
@@ -15,7 +15,7 @@ import scipy.signal
 from helpers import LAYER_SHAPES, assert_close, layer_problem
 
 import cnnref
-from cnnref.sourceforms import weight_grad as sw
+from cnnref.teaching.sourceforms import weight_grad as sw
 
 def _jax_dw(a, w_book, delta):
     """∂E/∂w for E = Σ δ ⊙ z, z = the book's cross-correlation layer (one example)."""

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from cnnref.book import jaxref as jr
 from cnnref import conv2d_backward, conv2d_forward, output_size
 from cnnref.gradcheck import adjoint_test
+from cnnref import transposed
 from cnnref.transposed import dilate_kernel, input_grad_transposed, remainder_rows, weight_grad_dilated, zero_insert
 from helpers import HYPOTHESIS, RTOL32, assert_close, conv_configs, conv_read_mask
 
@@ -254,3 +255,20 @@ def test_bad_input_raises():
 def test_every_function_checks_its_arguments(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("step, spread", [((1, 1), (1, 1)), ((2, 1), (1, 2)), ((2, 3), (2, 2))])
+def test_correlate_channels_is_the_strided_dilated_layer(step, spread):
+    rng = np.random.default_rng(21)
+    a, k = rng.standard_normal((2, 3, 9, 10)), rng.standard_normal((4, 3, 2, 3))
+    expected = jr.conv2d(a, k, stride=step, dilation=spread)
+    got = transposed.correlate_channels(a, k, step=step, spread=spread)
+    assert got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) <= 1e-12 * np.max(np.abs(expected))
+
+
+def test_correlate_channels_rejects_mismatched_maps_and_bad_steps():
+    with pytest.raises(ValueError, match="same number of input maps"):
+        transposed.correlate_channels(np.zeros((1, 2, 4, 4)), np.zeros((1, 3, 2, 2)))
+    with pytest.raises(ValueError, match="step"):
+        transposed.correlate_channels(np.zeros((1, 2, 4, 4)), np.zeros((1, 2, 2, 2)), step=0)

@@ -2,7 +2,7 @@
 
 Every number shown in a figure is computed by ``cnnref`` (``correlate2d``,
 ``convolve2d``, ``rot180``, ``conv2d_backward``) or by the sources' printed
-forms in :mod:`cnnref.sourceforms.forward`; nothing is typed in by hand.
+forms in :mod:`cnnref.teaching.sourceforms.forward`; nothing is typed in by hand.
 Each function returns the matplotlib ``Figure`` together with the arrays it
 drew, so that a test (or a notebook cell) can assert what the picture shows.
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_int, as_pair, as_real_array, check_mode
-from .conv import conv2d_backward
-from .correlation import convolve2d, correlate2d, rot180
-from .sizes import output_size
+from .._validate import as_int, as_pair, as_real_array, check_mode
+from ..conv import conv2d_backward
+from ..correlation import convolve2d, correlate2d, rot180
+from ..sizes import output_size
 
 __all__ = ["annotated_grid", "sliding_window_figure", "flip_figure", "boundary_figure", "read_matrix", "coverage_figure"]
 
@@ -127,7 +127,7 @@ def boundary_figure(image, kernel, *, fmt="{:g}"):
 
     image: (H, W); kernel: (K_h, K_w). Left: convolution v(x, y) (undefined top/left);
     right: correlation l(x, y) (undefined bottom/right), both from
-    :mod:`cnnref.sourceforms.forward`. Returns ``(fig, v, l)``.
+    :mod:`cnnref.teaching.sourceforms.forward`. Returns ``(fig, v, l)``.
     """
     from .sourceforms.forward import convolution_000, correlation_000
 

@@ -5,7 +5,7 @@ with ``*`` MATLAB's *convolution* (kernel flipped), a dense head with row-vector
 and a 1-D derivation of the kernel gradient with **1-based** indices: ``x(1..n)``, a filter
 ``a(1..l)``, ``d(1..n−l+1)``. The functions below follow the printed formulas index for
 index, including the slips, so that the book can compare them with the correct forms
-(``cnnref.matlab``, ``cnnref.matlab_net``, ``cnnref.conv2d_backward``). Each names its ledger
+(``cnnref.matlab``, ``cnnref.teaching.matlab_net``, ``cnnref.conv2d_backward``). Each names its ledger
 entry (S004-Enn) and the book label where the correct form is derived.
 
 1-based indexing is done by :func:`_at`, which refuses index 0 and indices past the end
@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from .._validate import as_int, as_real_array, check_shape
-from ..matlab import convn, flipall
+from ..._validate import as_int, as_real_array, check_shape
+from ...matlab import convn, flipall
 
 __all__ = [
     "layer_forward_as_printed", "jacobian_as_printed", "dE_dy_as_printed", "dE_dy_column",
@@ -52,7 +52,7 @@ def layer_forward_as_printed(maps, k, b, f: Callable = None, *, k_index: int):
     maps: (C_in, H, W[, N]) input maps; k: (C_in, C_out, K, K) convolution kernels; b: (C_out,);
     f: activation (default: identity); k_index: the 0-based map index standing for the printed
     ``k``. Returns (C_out, H−K+1, W−K+1[, N]). The correct form sums ``x_i * a_ij`` over ``i``
-    ([eq-wn-forward], :func:`cnnref.matlab_net.conv_layer`); the two agree only when every
+    ([eq-wn-forward], :func:`cnnref.teaching.matlab_net.conv_layer`); the two agree only when every
     input map equals ``x_k`` (e.g. a single input map).
     """
     maps = as_real_array(maps, "maps", min_ndim=3)

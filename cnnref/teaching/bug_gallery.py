@@ -30,10 +30,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import conv as _conv
-from . import pooling as _pooling
-from .losses import half_squared_error_grad
-from .transposed import _correlate, dilate_kernel, zero_insert
+from ..conv import conv2d_backward
+from ..losses import half_squared_error_grad
+from .._validate import check_layer, check_pool, check_pool_dy
+from ..transposed import correlate_channels, dilate_kernel, zero_insert
 
 __all__ = [
     "backward_no_flip", "backward_wrong_flip_axes", "backward_assign_not_accumulate",
@@ -52,7 +52,7 @@ def _covered_input_grad(dz, w, stride, dilation, flip):
     kh, kw = w_til.shape[2:]
     k = np.ascontiguousarray(flip(w_til).transpose(1, 0, 2, 3))
     z_pad = np.pad(z_ins, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
-    return _correlate(z_pad, k)
+    return correlate_channels(z_pad, k)
 
 
 def _place(covered, x_shape, padding):
@@ -65,8 +65,8 @@ def _place(covered, x_shape, padding):
 
 def _setup(dz, x, w, stride, padding, dilation):
     """Validate like conv2d_backward and return the correct (dw, db) plus normalised settings."""
-    _, dw, db = _conv.conv2d_backward(dz, x, w, stride=stride, padding=padding, dilation=dilation)
-    x, w, _, stride, padding, dilation, _ = _conv._check_layer(x, w, None, stride, padding, dilation)
+    _, dw, db = conv2d_backward(dz, x, w, stride=stride, padding=padding, dilation=dilation)
+    x, w, _, stride, padding, dilation, _ = check_layer(x, w, None, stride, padding, dilation)
     dz = np.asarray(dz, dtype=dw.dtype)
     return dz, x, w.astype(dw.dtype, copy=False), stride, padding, dilation, dw, db
 
@@ -139,8 +139,8 @@ def avgpool_backward_dropped_mean(dy, x, size, stride=None) -> np.ndarray:
 
     The result is exactly ``K_h K_w`` times the gradient: right direction, wrong length.
     """
-    x, (kh, kw), (sh, sw), (ho, wo) = _pooling._check_pool(x, size, stride)
-    dy = _pooling._check_dy(dy, x, (ho, wo))
+    x, (kh, kw), (sh, sw), (ho, wo) = check_pool(x, size, stride)
+    dy = check_pool_dy(dy, x, (ho, wo))
     share = dy  # BUG: should be dy / (kh * kw)
     dx = np.zeros(x.shape, dtype=np.result_type(x, dy))
     for u in range(kh):
@@ -165,8 +165,8 @@ def maxpool_backward_double_counted_ties(dy, x, size, stride=None) -> np.ndarray
     ``m`` tied maxima passes back ``m · dy``. Identical to the correct gradient on inputs
     without ties, i.e. on almost every random input.
     """
-    x, size, stride, out_hw = _pooling._check_pool(x, size, stride)
-    dy = _pooling._check_dy(dy, x, out_hw)
+    x, size, stride, out_hw = check_pool(x, size, stride)
+    dy = check_pool_dy(dy, x, out_hw)
     (kh, kw), (sh, sw), (ho, wo) = size, stride, out_hw
     win = sliding_window_view(x, size, axis=(2, 3))[:, :, ::sh, ::sw][:, :, :ho, :wo]  # (N, C, H', W', K_h, K_w)
     mask = win == win.max(axis=(4, 5), keepdims=True)  # BUG: every tied maximum is marked

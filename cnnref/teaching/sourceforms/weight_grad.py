@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .._validate import as_pair, as_real_array, check_mode
+from ..._validate import as_pair, as_real_array, check_mode
 
 __all__ = [
     "weight_grad_sum_000",

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_int, as_real_array, check_shape
-from .activations import sigmoid
-from .matlab import convn, flipall
+from .._validate import as_int, as_real_array, check_shape
+from ..activations import sigmoid
+from ..matlab import convn, flipall
 
 __all__ = [
     "init_params", "stages", "conv_layer", "mean_pool", "mean_pool_backward", "flatten_columns",

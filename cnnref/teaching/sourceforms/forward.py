@@ -24,8 +24,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .._validate import as_int, as_real_array, check_shape
-from ..correlation import _check_2d
+from ..._validate import as_int, as_real_array, check_shape
+from ..._validate import check_image_kernel
 
 __all__ = [
     "convolution_000",
@@ -42,7 +42,7 @@ __all__ = [
 
 
 def _image_kernel(image, kernel):
-    image, kernel = _check_2d(image, kernel)
+    image, kernel = check_image_kernel(image, kernel)
     if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
         raise ValueError(f"kernel {kernel.shape} must be no larger than image {image.shape} in each axis")
     return image, kernel

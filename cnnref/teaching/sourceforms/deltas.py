@@ -6,7 +6,7 @@ correct one (``cnnref.conv2d_backward``, [eq-input-grad], [eq-delta-recursion])
 and show where they agree and where they do not. Loops over the printed sums
 (tiny inputs only), except where a function says it is vectorised.
 
-Conventions, in the book's terms (see also :mod:`cnnref.sourceforms.weight_grad`):
+Conventions, in the book's terms (see also :mod:`cnnref.teaching.sourceforms.weight_grad`):
 
 * Sources 000 and 002 write layer l+1 as a *convolution* of the outputs
   ``a(c_m^l)`` with kernels ``w_{m,o}^{l+1}`` (subscripts: input map m, output
@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import matlab
-from .._validate import as_real_array, check_mode, check_shape
-from ..correlation import convolve2d
+from ... import matlab
+from ..._validate import as_real_array, check_mode, check_shape
+from ...correlation import convolve2d
 
 __all__ = [
     "delta_sum_000",
