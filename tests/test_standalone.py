@@ -87,7 +87,8 @@ def kernel(tmp_path_factory):
     probe.parent.mkdir()
     nbformat.write(nb, probe)
     done = execute(probe, kernel_dirs)
-    assert done.cells[1].outputs[0]["text"] == "cnnref\n"
+    printed = "".join(o.get("text", "") for o in done.cells[1].outputs if o.output_type == "stream")
+    assert printed == "cnnref\n"  # (a print may arrive as several stream messages)
     assert "cnnref" in run(py, "-m", "pip", "freeze").lower()
     return kernel_dirs
 
