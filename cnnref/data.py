@@ -45,6 +45,14 @@ class Digits(NamedTuple):
     y_test: np.ndarray
 
 
+def check_images(x, name: str = "x") -> np.ndarray:
+    """Digit images (N, 1, 8, 8) with N >= 1, as a float array (integers become float64), or raise."""
+    x = as_real_array(x, name, ndim=4)
+    if x.shape[1:] != IMAGE_SHAPE or x.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, IMAGE_SHAPE))}) with N >= 1, got {x.shape}")
+    return x
+
+
 def check_digits(data) -> Digits:
     """``data`` as :class:`Digits`, or raise: a 4-tuple ``(x_train, y_train, x_test, y_test)`` with
     images (N, 1, 8, 8) (N >= 1) and integer labels (N,) in [0, 9], the same N for images and labels.
@@ -57,10 +65,7 @@ def check_digits(data) -> Digits:
         raise ValueError(f"data must have 4 entries (x_train, y_train, x_test, y_test), got {len(data)}")
     out = []
     for split, x, y in (("train", data[0], data[1]), ("test", data[2], data[3])):
-        x = as_real_array(x, f"x_{split}", ndim=4)
-        if x.shape[1:] != IMAGE_SHAPE or x.shape[0] < 1:
-            raise ValueError(f"x_{split} must have shape (N, {', '.join(map(str, IMAGE_SHAPE))}) with N >= 1, "
-                             f"got {x.shape}")
+        x = check_images(x, f"x_{split}")
         out += [x, as_labels(y, N_CLASSES, f"y_{split}", n=x.shape[0])]
     return Digits(*out)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_real_array, check_mode
+from ._validate import as_labels, as_real_array, check_mode
 
 REDUCTIONS = ("sum", "mean")
 
@@ -52,16 +52,9 @@ def half_squared_error_grad(o, t, reduction: str = "sum") -> np.ndarray:
 
 def _check_logits(s, labels):
     s = as_real_array(s, "logits", ndim=2)
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must be an integer array of class indices, got dtype {labels.dtype}")
     if s.shape[1] == 0:
         raise ValueError(f"logits must have at least one class (shape (N, K) with K >= 1), got {s.shape}")
-    if labels.shape != (s.shape[0],):
-        raise ValueError(f"labels must have shape (N,) = ({s.shape[0]},), got {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= s.shape[1]):
-        raise ValueError(f"labels must lie in [0, {s.shape[1] - 1}], got values from {labels.min()} to {labels.max()}")
-    return s, labels
+    return s, as_labels(labels, s.shape[1], "labels", n=s.shape[0])
 
 
 def softmax(s) -> np.ndarray:

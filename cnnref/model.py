@@ -44,7 +44,7 @@ import numpy as np
 from . import activations as act
 from ._validate import as_int, as_labels, as_real_array, check_mode
 from .conv import conv2d_backward, conv2d_forward
-from .data import IMAGE_SHAPE, N_CLASSES, one_hot
+from .data import IMAGE_SHAPE, N_CLASSES, check_images, one_hot
 from .dense import dense_backward, dense_forward, flatten, unflatten
 from .losses import half_squared_error, half_squared_error_grad, softmax_cross_entropy, softmax_cross_entropy_grad
 from .pooling import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
@@ -113,13 +113,6 @@ def check_params(params) -> dict[str, np.ndarray]:
     return out
 
 
-def _check_images(x) -> np.ndarray:
-    x = as_real_array(x, "x", ndim=4)
-    if x.shape[1:] != IMAGE_SHAPE or x.shape[0] < 1:
-        raise ValueError(f"x must have shape (N, {', '.join(map(str, IMAGE_SHAPE))}) with N >= 1, got {x.shape}")
-    return x
-
-
 def _layers(loss):
     check_mode(loss, LOSSES, "loss")
     if loss == "ce":
@@ -135,7 +128,7 @@ def forward(params, x, *, loss: str = "ce"):
     holds every intermediate array that :func:`backward` needs.
     """
     p = check_params(params)
-    x = _check_images(x)
+    x = check_images(x)
     phi, _, pool, _ = _layers(loss)
     z1 = conv2d_forward(x, p["w1"], p["b1"], padding=PADDING)
     a1 = phi(z1)
@@ -217,20 +210,20 @@ def _chunks(x, batch_size) -> list[slice]:
 
 def predict(params, x, *, loss: str = "ce", batch_size: int = 512) -> np.ndarray:
     """Predicted class (N,) = arg-max of the network output for x (N, 1, 8, 8), in chunks of ``batch_size`` >= 1."""
-    x = _check_images(x)
+    x = check_images(x)
     return np.concatenate([np.argmax(forward(params, x[c], loss=loss)[0], axis=1) for c in _chunks(x, batch_size)])
 
 
 def accuracy(params, x, y, *, loss: str = "ce") -> float:
     """Fraction of the examples x (N, 1, 8, 8) whose predicted class equals the label y (N,)."""
-    x = _check_images(x)
+    x = check_images(x)
     y = as_labels(y, N_CLASSES, "y", n=x.shape[0])
     return float(np.mean(predict(params, x, loss=loss) == y))
 
 
 def evaluate(params, x, y, *, loss: str = "ce", batch_size: int = 512) -> tuple[float, float]:
     """``(mean loss, accuracy)`` over a whole data set x (N, 1, 8, 8), y (N,), in chunks of ``batch_size`` >= 1."""
-    x = _check_images(x)
+    x = check_images(x)
     y = as_labels(y, N_CLASSES, "y", n=x.shape[0])
     total, correct = 0.0, 0
     for c in _chunks(x, batch_size):

@@ -149,7 +149,7 @@ def input_grad_transposed(dz, w, x_shape, *, stride=1, padding=0, dilation=1) ->
     kh, kw = w_til.shape[2:]
     k = np.ascontiguousarray(w_til[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # rot180, (I, O, K̃_h, K̃_w)
     z_pad = np.pad(z_ins, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
-    covered = correlate_channels(z_pad, k)                                           # (N, I, s(H'-1)+K̃_h, ...)
+    covered = correlate_channels(z_pad, k)                                   # (N, I, s(H'-1)+K̃_h, ...)
 
     (ph, pw), (h, wd) = padding, x_shape[2:]
     dx_pad = np.zeros((x_shape[0], x_shape[1], h + 2 * ph, wd + 2 * pw), dtype=dtype)

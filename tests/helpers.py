@@ -30,6 +30,10 @@ HYPOTHESIS = settings(
 HYPOTHESIS_JAX = settings(HYPOTHESIS, max_examples=40)
 
 
+# What Binder and a standalone notebook must not pull in: the book's build and test toolchain.
+TOOLCHAIN = ("jupyter-book", "sphinx", "pytest", "nbval", "playwright", "myst-nb", "jupytext", "hypothesis")
+
+
 def max_abs(a) -> float:
     a = np.asarray(a)
     return float(np.max(np.abs(a), initial=0.0))

@@ -16,25 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import launch_notebooks  # book/_ext (on sys.path via conftest.py)
 from cnnref.book import agree, checks, differ, jaxref, relative_error, show_source
 
 ROOT = Path(__file__).resolve().parents[1]
 ORACLES = [ROOT / "cnnref" / "book" / "checks.py", ROOT / "cnnref" / "book" / "jaxref.py"]
-CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.S | re.M)
 
 
 def chapters():
-    return sorted(p for p in (ROOT / "book").glob("*.md") if "\nkernelspec:" in p.read_text(encoding="utf-8"))
+    return launch_notebooks.chapter_paths()
 
 
-def code_cells(md: Path) -> list[str]:
-    cells = []
-    for body in CELL.findall(md.read_text(encoding="utf-8")):
-        lines = body.split("\n")
-        while lines and lines[0].startswith(":"):
-            lines.pop(0)
-        cells.append("\n".join(lines).strip("\n"))
-    return cells
+code_cells = launch_notebooks.code_cells
 
 
 @pytest.mark.parametrize("path", ORACLES, ids=lambda p: p.name)

@@ -250,12 +250,9 @@ def test_every_image_loads(site):
 
 def _chapter_pages():
     """(page, notebook) for the executed chapters: book/X.md with a kernelspec."""
-    out = []
-    for md in sorted((ROOT / "book").glob("*.md")):
-        head = md.read_text(encoding="utf-8").split("\n---\n", 1)[0]
-        if head.startswith("---\n") and re.search(r"^kernelspec:", head, re.M):
-            out.append((f"book/{md.stem}.html", f"notebooks/{md.stem}.ipynb"))
-    return out
+    from launch_notebooks import chapter_paths  # book/_ext (on sys.path via conftest.py)
+
+    return [(f"book/{md.stem}.html", f"notebooks/{md.stem}.ipynb") for md in chapter_paths()]
 
 
 def test_launch_buttons_open_the_paired_notebook(site):

@@ -17,12 +17,10 @@ from pathlib import Path
 import pytest
 
 import launch_notebooks as launch  # book/_ext/launch_notebooks.py (on sys.path via conftest.py)
-import ledger
+from helpers import TOOLCHAIN
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted(p for p in ledger.toc_files(ROOT) if p.suffix == ".md" and "\nkernelspec:" in p.read_text())
-# What Binder and a standalone notebook must not pull in: the book's build and test toolchain.
-TOOLCHAIN = {"jupyter-book", "sphinx", "pytest", "nbval", "playwright", "myst-nb", "jupytext", "hypothesis"}
+CHAPTERS = launch.chapter_paths()
 _PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;]+)(?:\s*;\s*(.+))?$")
 
 
@@ -91,7 +89,7 @@ def test_binder_installs_the_runtime_requirements_only():
     runtime = requirement_lines(ROOT / "requirements-runtime.txt")
     assert binder == runtime, "binder/requirements.txt should be exactly the runtime requirements"
     names = {norm(_PIN.match(line).group(1)) for line in runtime}
-    assert not names & TOOLCHAIN, f"runtime requirements pull in the toolchain: {sorted(names & TOOLCHAIN)}"
+    assert not names & set(TOOLCHAIN), f"runtime requirements pull in the toolchain: {sorted(names & set(TOOLCHAIN))}"
     assert {"numpy", "scipy", "matplotlib", "jax", "jaxlib", "scikit-learn"} <= names
 
 
@@ -134,9 +132,8 @@ def test_the_recorded_benchmark_ships_with_the_package_and_matches_the_script():
 def test_no_chapter_imports_the_build_toolchain_or_reads_repository_files():
     bad = []
     for chapter in CHAPTERS:
-        text = chapter.read_text(encoding="utf-8")
         for pat in (r"^\s*(from|import)\s+(myst_nb|sphinx|jupyter_book|docutils)\b", r"\.\./", r"\bbenchmarks/"):
-            for code in re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", text, re.S | re.M):
+            for code in launch.code_cells(chapter):
                 if re.search(pat, code, re.M):
                     bad.append(f"{chapter.name}: {pat}")
     assert not bad, "chapters must run with only the runtime packages, outside the repository:\n" + "\n".join(bad)

@@ -7,31 +7,23 @@ an error. Whether the stored outputs are the right ones is strict nbval's job (`
 With no chapters yet, the checks pass trivially. The second half tests the checks themselves.
 """
 
-import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
-import yaml
 
 import ledger  # book/_ext/ledger.py (on sys.path via tests/conftest.py): reads _toc.yml
+from launch_notebooks import chapter_paths, is_chapter  # noqa: F401 (book/_ext; is_chapter: tested below)
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK, NOTEBOOKS = ROOT / "book", ROOT / "notebooks"
 # Cell metadata that execution or a notebook UI changes without the author meaning it.
 VOLATILE_METADATA = {"execution", "ExecuteTime", "scrolled", "collapsed", "trusted", "editable", "deletable"}
-_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
-
-
-def is_chapter(md: Path) -> bool:
-    """A MyST Markdown notebook: front matter with a kernelspec (plain pages have none)."""
-    m = _FRONT_MATTER.match(md.read_text(encoding="utf-8"))
-    return bool(m) and "kernelspec" in (yaml.safe_load(m.group(1)) or {})
 
 
 def chapters(book=BOOK) -> list[str]:
-    return sorted(p.stem for p in Path(book).glob("*.md") if is_chapter(p))
+    return [p.stem for p in chapter_paths(book)]
 
 
 def notebooks(nb_dir=NOTEBOOKS) -> list[str]:

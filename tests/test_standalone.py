@@ -26,6 +26,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 import launch_notebooks as launch  # book/_ext/launch_notebooks.py
+from helpers import TOOLCHAIN
 
 pytestmark = pytest.mark.standalone
 
@@ -34,7 +35,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 120
 # The one notebook whose install cell installs cnnref; any chapter would do (the cells are equal).
 COLAB_PROBE = "convolution"
-TOOLCHAIN = ("jupyter-book", "sphinx", "pytest", "nbval", "playwright", "myst-nb", "jupytext")
 
 
 def run(*args, **kw):

@@ -28,6 +28,18 @@ ROOT = Path(__file__).resolve().parents[2]
 PREFIX_BOOK, PREFIX_NB = "book/", "notebooks/"
 INSTALL_TAG = "remove-cell"
 _CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```[ \t]*\n", re.S | re.M)
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+
+
+def is_chapter(md: Path) -> bool:
+    """A MyST Markdown notebook: front matter with a kernelspec (plain pages have none)."""
+    m = _FRONT_MATTER.match(md.read_text(encoding="utf-8"))
+    return bool(m) and "kernelspec" in (yaml.safe_load(m.group(1)) or {})
+
+
+def chapter_paths(book: Path = ROOT / "book") -> list[Path]:
+    """The chapters ``book/X.md`` (the notebooks of the book), sorted by name."""
+    return sorted(p for p in Path(book).glob("*.md") if is_chapter(p))
 
 
 def repository(config: Path = ROOT / "_config.yml") -> tuple[str, str]:
@@ -58,6 +70,17 @@ def install_cell(url: str, branch: str) -> str:
 
 def first_code_cell(text: str) -> re.Match | None:
     return _CODE_CELL.search(text)
+
+
+def code_cells(md: Path) -> list[str]:
+    """The code of every code cell of the chapter ``md``, without the cell's ``:key:`` metadata lines."""
+    cells = []
+    for m in _CODE_CELL.finditer(md.read_text(encoding="utf-8")):
+        lines = m.group(1).split("\n")
+        while lines and lines[0].startswith(":"):
+            lines.pop(0)
+        cells.append("\n".join(lines).strip("\n"))
+    return cells
 
 
 def with_install_cell(text: str, cell: str) -> str:
@@ -112,13 +135,8 @@ def main(argv: list[str]) -> int:
         print("usage: python book/_ext/launch_notebooks.py --write  (then: make notebooks)")
         return 2
     cell = install_cell(*repository())
-    sys.path.insert(0, str(Path(__file__).parent))
-    import ledger  # the chapters are the toc's files with a kernelspec
-
-    for md in sorted((ROOT / "book").glob("*.md")):
+    for md in chapter_paths():
         text = md.read_text(encoding="utf-8")
-        if "\nkernelspec:" not in text.split("\n---\n", 1)[0] or md not in ledger.toc_files(ROOT):
-            continue
         new = with_install_cell(text, cell)
         if new != text:
             md.write_text(new, encoding="utf-8")
