@@ -20,8 +20,8 @@ The reference layers (their public functions are importable from ``cnnref``):
 
 Networks and training:
 
-- ``network``: a stack of (conv → sigmoid → mean pool) stages and a dense head, from the layers.
-- ``model``: the digits CNN of the training chapter; ``data``: the digits and their minibatches;
+- ``network``: the network, S stages of (conv → φ → pool) and a dense head, from the layers;
+  the digits CNN of the training chapter is its default; ``data``: the digits and their minibatches;
   ``optim``: SGD with momentum; ``train``: training from Python and the ``cnnref-train`` command.
 
 Teaching-only code, in ``cnnref.teaching``: ``sourceforms`` (the sources' equations as printed),
@@ -34,7 +34,7 @@ Internals: ``_validate`` (the argument checks every public function shares) and 
 """
 
 # The release, equal to [project] version in pyproject.toml (tests/test_train.py compares them).
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import gradcheck, matlab
 from .activations import relu, relu_prime, sigmoid, sigmoid_prime, tanh, tanh_prime

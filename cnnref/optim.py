@@ -13,7 +13,7 @@ accumulates past gradients, in the form PyTorch's ``torch.optim.SGD`` uses:
     v ← μ v + ∂E/∂θ,    θ ← θ − η v
 
 μ = 0 gives back plain SGD exactly. Parameters and gradients are dicts of
-arrays with the same keys and shapes (e.g. :func:`cnnref.model.init_params`).
+arrays with the same keys and shapes (e.g. :func:`cnnref.network.init_params`).
 
 The learning rate may change from epoch to epoch; :func:`cosine_lr` is the
 schedule the training uses ([eq-cosine-lr]):  η_e = η_0 · ½ (1 + cos(π e / E))

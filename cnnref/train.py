@@ -21,7 +21,7 @@ momentum makes it diverge).
 Files:
 
 * ``--save PATH`` (.npz) writes the trained parameters (the arrays of
-  :data:`cnnref.model.PARAM_NAMES` and a string ``loss``).
+  keys of :func:`cnnref.network.param_names` and a string ``loss``).
 * ``--load PATH`` (.npz) starts from such parameters instead of the seeded initialisation
   (their shapes are checked; ``loss``, if present, must equal ``--loss``). With
   ``--epochs 0`` it only evaluates them: ``test accuracy: 0.9778 (evaluated, no training)``.
@@ -54,9 +54,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import __version__, model
+from . import __version__, network
 from ._validate import as_int, check_mode
-from .data import N_CLASSES, Digits, batch_indices, check_digits, load_digits
+from .data import IMAGE_SHAPE, N_CLASSES, Digits, batch_indices, check_digits, load_digits
 from .optim import SGD, cosine_lr
 
 # Learning rate and momentum per loss, used by train() and by the command line when none is given.
@@ -75,7 +75,7 @@ NEAR_CHANCE = 2 / N_CLASSES
 class TrainResult(NamedTuple):
     """What :func:`train` returns.
 
-    params: the trained parameters (dict, shapes as :func:`cnnref.model.param_shapes`).
+    params: the trained parameters (dict, shapes as :func:`cnnref.network.param_shapes`).
     history: dict of lists, one entry per epoch (keys ``train_loss``, ``train_acc``,
     ``test_loss``, ``test_acc``) plus ``step_loss``, the loss of every minibatch.
     test_accuracy: accuracy on the test split after the last epoch.
@@ -93,7 +93,7 @@ class TrainResult(NamedTuple):
 
 def _rates(loss: str, lr=None, momentum=None) -> tuple[float, float]:
     """``(lr, momentum)``: the given values, or where one is None, :data:`LOSS_DEFAULTS` of ``loss``."""
-    check_mode(loss, model.LOSSES, "loss")
+    check_mode(loss, network.LOSSES, "loss")
     defaults = LOSS_DEFAULTS[loss]
     return (defaults["lr"] if lr is None else lr), (defaults["momentum"] if momentum is None else momentum)
 
@@ -102,14 +102,14 @@ def train(*, epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch
           momentum: float | None = None, schedule: str = DEFAULTS["schedule"], seed: int = DEFAULTS["seed"],
           loss: str = DEFAULTS["loss"], channels=(16, 32), params: dict | None = None, data: Digits | None = None,
           progress: bool = False) -> TrainResult:
-    """Minibatch SGD on the digits with :mod:`cnnref.model` and :class:`cnnref.optim.SGD`.
+    """Minibatch SGD on the digits with the network of :mod:`cnnref.network` and :class:`cnnref.optim.SGD`.
 
     epochs, batch_size: ints >= 1; seed: int >= 0; loss: ``"ce"`` or ``"sse"``; schedule:
     ``"cosine"`` or ``"constant"``. ``lr`` (> 0) and ``momentum`` (in [0, 1)) default to
     :data:`LOSS_DEFAULTS` of ``loss`` when None. ``seed`` fixes the initial parameters
-    (:func:`cnnref.model.init_params` with ``channels`` = (C1, C2)) and the minibatches
+    (:func:`cnnref.network.init_params` of the (1, 8, 8) images with ``channels`` = (C_1, …, C_S)) and the minibatches
     (:func:`cnnref.data.batch_indices` with ``epoch`` = 0, 1, ...). ``params``, if given, are
-    the initial parameters instead (shapes :func:`cnnref.model.param_shapes` of ``channels``;
+    the initial parameters instead (shapes :func:`cnnref.network.param_shapes` of ``channels``;
     not modified); the optimizer starts afresh (zero velocity). The rate of epoch e is
     ``cosine_lr(lr, e, epochs)`` or ``lr`` (``schedule="constant"``). ``data`` (a
     :class:`cnnref.data.Digits`, checked by :func:`cnnref.data.check_digits`) defaults to
@@ -125,9 +125,9 @@ def train(*, epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch
     lr, momentum = _rates(loss, lr, momentum)
     opt = SGD(lr, momentum)
     if params is None:
-        params = model.init_params(seed, channels, loss=loss)
+        params = network.init_params(IMAGE_SHAPE, channels, seed=seed, loss=loss)
     else:
-        params, expected = model.check_params(params), model.param_shapes(channels)
+        params, expected = network.check_params(params), network.param_shapes(IMAGE_SHAPE, channels)
         shapes = {k: v.shape for k, v in params.items()}
         if shapes != expected:
             raise ValueError(f"params must have the shapes of channels={tuple(channels)} {expected}, got {shapes}")
@@ -152,9 +152,9 @@ def train(*, epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch
                 break
             xb, yb = data.x_train[idx], data.y_train[idx]
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, not warned about
-                out, cache = model.forward(params, xb, loss=loss)
-                e = model.loss_value(out, yb, loss=loss)
-                grads = model.backward(params, cache, model.loss_grad(out, yb, loss=loss))
+                out, cache = network.forward(params, xb, loss=loss)
+                e = network.loss_value(out, yb, loss=loss)
+                grads = network.backward(params, cache, network.loss_grad(out, yb, loss=loss))
                 params = opt.step(params, grads, lr_epoch)
             history["step_loss"].append(e)
             total += e * idx.size
@@ -165,7 +165,7 @@ def train(*, epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch
             if bar is not None:
                 bar.close()
             raise FloatingPointError(f"the loss became {total} in epoch {epoch + 1}: the learning rate {lr} is too large")
-        test_loss, test_acc = model.evaluate(params, data.x_test, data.y_test, loss=loss)
+        test_loss, test_acc = network.evaluate(params, data.x_test, data.y_test, loss=loss)
         # train_loss / train_acc: running averages over the epoch's minibatches (before each step)
         history["train_loss"].append(total / n_train)
         history["train_acc"].append(correct / n_train)
@@ -184,17 +184,17 @@ def train(*, epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch
 
 def _save(path, params: dict, loss: str) -> None:
     """Write ``params`` and the name of their ``loss`` to the .npz file ``path`` (what ``--save`` does)."""
-    check_mode(loss, model.LOSSES, "loss")
-    np.savez(path, loss=np.array(loss), **model.check_params(params))
+    check_mode(loss, network.LOSSES, "loss")
+    np.savez(path, loss=np.array(loss), **network.check_params(params))
 
 
 def _load(path, loss: str) -> dict:
     """The parameters in the .npz file ``path`` (written by :func:`_save`), checked.
 
     Raises ``ValueError`` if the file is not such an .npz file, if its arrays are not the keys and
-    consistent shapes of :func:`cnnref.model.check_params`, or if it records another ``loss``.
+    consistent shapes of :func:`cnnref.network.check_params`, or if it records another ``loss``.
     """
-    check_mode(loss, model.LOSSES, "loss")
+    check_mode(loss, network.LOSSES, "loss")
     try:
         f = np.load(path)  # allow_pickle=False: data only
         if not isinstance(f, np.lib.npyio.NpzFile):
@@ -207,7 +207,12 @@ def _load(path, loss: str) -> dict:
     if saved_loss != loss:
         raise ValueError(f"{str(path)!r} holds parameters of the {saved_loss!r} network; pass --loss {saved_loss}")
     try:
-        return model.check_params(saved)
+        params = network.check_params(saved)
+        channels = tuple(params[f"w{s}"].shape[0] for s in range(1, network.stages(params) + 1))
+        for k, shape in network.param_shapes(IMAGE_SHAPE, channels).items():  # the digits' network
+            if params[k].shape != shape:
+                raise ValueError(f"params[{k!r}] must have shape {shape}, got {params[k].shape}")
+        return params
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{str(path)!r} does not hold valid parameters: {exc}") from None
 
@@ -326,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="learning rate per epoch: cosine decay from --lr, or constant (default %(default)s)")
     ap.add_argument("--seed", type=_non_negative_int, default=DEFAULTS["seed"],
                     help="seed of the initial parameters and the minibatch order (default %(default)s)")
-    ap.add_argument("--loss", choices=model.LOSSES, default=DEFAULTS["loss"],
+    ap.add_argument("--loss", choices=network.LOSSES, default=DEFAULTS["loss"],
                     help="ce: ReLU, max-pool, softmax cross-entropy; sse: sigmoid, mean-pool, "
                          "1/2 squared error (default %(default)s)")
     ap.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
@@ -359,10 +364,10 @@ def main(argv=None) -> int:
         return 1
 
     if args.epochs == 0:
-        _, accuracy = model.evaluate(params, data.x_test, data.y_test, loss=args.loss)
+        _, accuracy = network.evaluate(params, data.x_test, data.y_test, loss=args.loss)
         print(f"test accuracy: {accuracy:.4f} (evaluated, no training)")
     else:
-        channels = (16, 32) if params is None else (params["w1"].shape[0], params["w2"].shape[0])
+        channels = (16, 32) if params is None else tuple(params[f"w{s}"].shape[0] for s in range(1, network.stages(params) + 1))
         try:
             res = train(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                         schedule=args.schedule, seed=args.seed, loss=args.loss, channels=channels, params=params,

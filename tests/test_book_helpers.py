@@ -99,11 +99,11 @@ def test_jax_network_matches_the_layer_references():
     rng = np.random.default_rng(0)
     p = {"w1": rng.standard_normal((2, 1, 3, 3)), "b1": rng.standard_normal(2),
          "w2": rng.standard_normal((3, 2, 3, 3)), "b2": rng.standard_normal(3),
-         "W3": rng.standard_normal((10, 12)), "c3": rng.standard_normal(10)}
+         "W": rng.standard_normal((10, 12)), "c": rng.standard_normal(10)}
     x = rng.standard_normal((4, 1, 8, 8))
     h = jaxref.maxpool2d(jaxref.relu(jaxref.conv2d(x, p["w1"], p["b1"], padding=1)), 2)
     h = jaxref.maxpool2d(jaxref.relu(jaxref.conv2d(h, p["w2"], p["b2"], padding=1)), 2)
-    s = np.asarray(h).reshape(4, -1) @ p["W3"].T + p["c3"]
+    s = np.asarray(h).reshape(4, -1) @ p["W"].T + p["c"]
     assert relative_error(jaxref.cnn_forward(p, x), s) < 1e-13
     y = np.array([0, 3, 9, 1])
     log_p = s - np.log(np.sum(np.exp(s - s.max(1, keepdims=True)), 1, keepdims=True)) - s.max(1, keepdims=True)

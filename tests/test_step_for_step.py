@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnnref import model
+from cnnref import network
 from cnnref.book.jaxref import cnn_sgd_step as jstep
-from cnnref.data import batch_indices, load_digits
+from cnnref.data import IMAGE_SHAPE, batch_indices, load_digits
 from cnnref.optim import SGD, cosine_lr
 
 N_STEPS = 50
@@ -37,7 +37,7 @@ def digits():
 
 def step_for_step(data, *, loss, lr, momentum, epochs, seed=0, batch_size=32, n_steps=N_STEPS):
     """Per-step max |Δθ| over all parameters between the cnnref run and the jax run."""
-    p_np = model.init_params(seed, loss=loss)
+    p_np = network.init_params(IMAGE_SHAPE, seed=seed, loss=loss)
     p_jx = {k: jnp.asarray(v) for k, v in p_np.items()}
     v_jx = {k: jnp.zeros_like(v) for k, v in p_jx.items()}
     opt = SGD(lr, momentum)
@@ -48,7 +48,7 @@ def step_for_step(data, *, loss, lr, momentum, epochs, seed=0, batch_size=32, n_
             if len(diffs) == n_steps:
                 return diffs
             xb, yb = data.x_train[idx], data.y_train[idx]
-            _, grads = model.loss_and_grads(p_np, xb, yb, loss=loss)
+            _, grads = network.loss_and_grads(p_np, xb, yb, loss=loss)
             p_np = opt.step(p_np, grads, lr_e)
             p_jx, v_jx = jstep(p_jx, v_jx, jnp.asarray(xb), jnp.asarray(yb), lr_e, momentum, loss)
             diffs.append(max(float(np.max(np.abs(p_np[k] - np.asarray(p_jx[k])))) for k in p_np))
@@ -68,11 +68,11 @@ def test_first_50_steps_match_jax(digits, loss, lr, momentum):
 
 def test_parameters_actually_move(digits):
     """Guard against a vacuous comparison: 5 steps change every parameter by far more than TOL."""
-    p0 = model.init_params(0)
+    p0 = network.init_params(IMAGE_SHAPE, seed=0)
     p = p0
     opt = SGD(0.05, 0.9)
     for idx in batch_indices(digits.x_train.shape[0], 32, seed=0, epoch=0)[:5]:
-        _, g = model.loss_and_grads(p, digits.x_train[idx], digits.y_train[idx])
+        _, g = network.loss_and_grads(p, digits.x_train[idx], digits.y_train[idx])
         p = opt.step(p, g)
     for k in p:
         assert np.max(np.abs(p[k] - p0[k])) > 1e3 * TOL, k
@@ -80,12 +80,12 @@ def test_parameters_actually_move(digits):
 
 def test_a_wrong_gradient_is_caught(digits):
     """The comparison fails when one hand-written gradient is off (here: db2 dropped)."""
-    p_np = model.init_params(0)
+    p_np = network.init_params(IMAGE_SHAPE, seed=0)
     p_jx = {k: jnp.asarray(v) for k, v in p_np.items()}
     v_jx = {k: jnp.zeros_like(v) for k, v in p_jx.items()}
     idx = batch_indices(digits.x_train.shape[0], 32, seed=0, epoch=0)[0]
     xb, yb = digits.x_train[idx], digits.y_train[idx]
-    _, grads = model.loss_and_grads(p_np, xb, yb)
+    _, grads = network.loss_and_grads(p_np, xb, yb)
     grads["b2"] = np.zeros_like(grads["b2"])
     p_np = SGD(0.05, 0.9).step(p_np, grads)
     p_jx, _ = jstep(p_jx, v_jx, jnp.asarray(xb), jnp.asarray(yb), 0.05, 0.9, "ce")

@@ -19,14 +19,15 @@ import numpy as np
 import pytest
 
 import cnnref
-from cnnref import model
-from cnnref.data import Digits, load_digits
+from cnnref import network
+from cnnref.data import IMAGE_SHAPE, Digits, load_digits
 from cnnref.train import DEFAULTS, LOSS_DEFAULTS, SSE_DEFAULTS, build_parser, main, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL_LINE = re.compile(r"^test accuracy: (\d\.\d{4}) \(train time \d+\.\d s, CPU \d+\.\d s\)$")
 EVAL_LINE = re.compile(r"^test accuracy: (\d\.\d{4}) \(evaluated, no training\)$")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+NAMES = network.param_names(2)  # w1, b1, w2, b2, W, c: the digits CNN's two stages and dense layer
 
 
 def _env():
@@ -61,7 +62,7 @@ def test_default_training_reaches_97_percent(digits):
     res = train(**DEFAULTS, data=digits)
     assert res.test_accuracy >= 0.97, f"test accuracy {res.test_accuracy:.4f} < 0.97"
     # the reported accuracy is the model's accuracy on the test split, recomputed independently
-    pred = np.argmax(model.forward(res.params, digits.x_test)[0], axis=1)
+    pred = np.argmax(network.forward(res.params, digits.x_test)[0], axis=1)
     assert res.test_accuracy == np.mean(pred == digits.y_test)
     h = res.history
     assert [len(h[k]) for k in ("train_loss", "train_acc", "test_loss", "test_acc")] == [DEFAULTS["epochs"]] * 4
@@ -83,7 +84,8 @@ def test_sse_variant_learns(digits):
     At the start the ten sigmoid outputs are spread around 0.5 (test loss ≈ 2.5 per example);
     predicting 0 everywhere already gives 0.5, and the trained network must be below that.
     """
-    initial_loss, _ = model.evaluate(model.init_params(0, loss="sse"), digits.x_test, digits.y_test, loss="sse")
+    initial_loss, _ = network.evaluate(network.init_params(IMAGE_SHAPE, seed=0, loss="sse"), digits.x_test,
+                                       digits.y_test, loss="sse")
     res = train(epochs=2, lr=2.0, momentum=0.0, loss="sse", data=digits)
     assert res.history["test_loss"][-1] < 0.5 < initial_loss
 
@@ -97,10 +99,10 @@ def test_the_defaults_table():
                                       ("schedule", "cosine"), ("seed", 0), ("loss", "ce")]
     assert SSE_DEFAULTS == {"lr": 2.0, "momentum": 0.0} == LOSS_DEFAULTS["sse"]
     assert {k: DEFAULTS[k] for k in ("lr", "momentum")} == LOSS_DEFAULTS["ce"]
-    assert set(LOSS_DEFAULTS) == set(model.LOSSES)
+    assert set(LOSS_DEFAULTS) == set(network.LOSSES)
 
 
-@pytest.mark.parametrize("loss", model.LOSSES)
+@pytest.mark.parametrize("loss", network.LOSSES)
 def test_train_without_lr_and_momentum_uses_the_defaults_of_its_loss(loss, small):
     """train(loss=...) = train(loss=..., **LOSS_DEFAULTS[loss]) exactly, and differs from the other loss's rates."""
     implicit = train(epochs=1, loss=loss, data=small).params
@@ -118,20 +120,20 @@ def test_the_command_line_uses_the_same_defaults(tmp_path, digits, capsys):
     assert main(["--epochs", "1", "--loss", "sse", "--no-progress", "--save", str(tmp_path / "p.npz")]) == 0
     capsys.readouterr()
     with np.load(tmp_path / "p.npz") as f:
-        saved = {k: f[k] for k in model.PARAM_NAMES}
+        saved = {k: f[k] for k in NAMES}
         assert str(f["loss"]) == "sse"
     assert _same_params(saved, train(epochs=1, loss="sse", data=digits).params)
     assert _same_params(saved, train(epochs=1, loss="sse", data=digits, **SSE_DEFAULTS).params)
 
 
 def test_train_starts_from_given_params_without_modifying_them(small):
-    p0 = model.init_params(0)
+    p0 = network.init_params(IMAGE_SHAPE, seed=0)
     copy = {k: v.copy() for k, v in p0.items()}
     res = train(epochs=1, params=p0, data=small)
     assert _same_params(p0, copy)
     assert _same_params(res.params, train(epochs=1, data=small).params)  # init_params(0) is the default start
-    other = train(epochs=1, params=model.init_params(5, (4, 6)), channels=(4, 6), data=small)
-    assert other.params["W3"].shape == (10, 24)
+    other = train(epochs=1, params=network.init_params(IMAGE_SHAPE, (4, 6), seed=5), channels=(4, 6), data=small)
+    assert other.params["W"].shape == (10, 24)
 
 
 @pytest.mark.parametrize("kw, exc, match", [
@@ -145,9 +147,16 @@ def test_train_starts_from_given_params_without_modifying_them(small):
     (dict(schedule="step"), ValueError, "schedule must be one of 'cosine', 'constant'"),
     (dict(epochs=1.5), TypeError, "epochs must be an int, got 1.5"),
     (dict(progress="yes"), TypeError, "progress must be a bool"),
-    (dict(channels=(4,)), ValueError, "channels must be a pair"),
-    (dict(params=model.init_params(0, (4, 6))), ValueError, r"params must have the shapes of channels=\(16, 32\)"),
-    (dict(params={"w1": np.zeros((16, 1, 3, 3))}), ValueError, "params must have the keys"),
+    (dict(channels=()), ValueError, "channels must be a non-empty tuple"),
+    (dict(channels=(4, 0)), ValueError, r"channels must have entries >= 1, got \(4, 0\)"),
+    # 8 → 4 → 2 → 1: the 1 × 1 maps of a fourth stage are smaller than its 2 × 2 pooling window
+    (dict(channels=(4, 4, 4, 4)), ValueError, "stage 4: its 3x3 convolution with padding 1 gives 1x1 maps"),
+    (dict(params=network.init_params(IMAGE_SHAPE, (4, 6))), ValueError,
+     r"params must have the shapes of channels=\(16, 32\)"),
+    (dict(params={"w1": np.zeros((16, 1, 3, 3))}), ValueError,
+     re.escape("params must hold w1, b1, …, wS, bS, W, c (S >= 1); missing ['b1', 'W', 'c']")),
+    (dict(params=dict(network.init_params(IMAGE_SHAPE), extra=np.zeros(1))), ValueError,
+     "params must have exactly the keys"),
 ])
 def test_train_rejects_bad_arguments(kw, exc, match, digits):
     with pytest.raises(exc, match=match):
@@ -279,8 +288,8 @@ def test_save_then_load_with_0_epochs_gives_the_same_accuracy(tmp_path, digits, 
     trained = FINAL_LINE.match(capsys.readouterr().out.strip()).group(1)
     expected = train(epochs=2, data=digits)
     with np.load(path) as f:
-        assert sorted(f.files) == sorted((*model.PARAM_NAMES, "loss"))
-        assert _same_params({k: f[k] for k in model.PARAM_NAMES}, expected.params)
+        assert sorted(f.files) == sorted((*NAMES, "loss"))
+        assert _same_params({k: f[k] for k in NAMES}, expected.params)
     assert main(["--epochs", "0", "--load", str(path)]) == 0
     out, err = capsys.readouterr()
     assert EVAL_LINE.match(out.strip()).group(1) == trained == f"{expected.test_accuracy:.4f}"
@@ -289,22 +298,55 @@ def test_save_then_load_with_0_epochs_gives_the_same_accuracy(tmp_path, digits, 
 
 def test_load_starts_the_training_from_the_file(tmp_path, digits, capsys):
     """Parameters of other channels too: one epoch from them = train(params=them) for one epoch."""
-    start = model.init_params(3, (4, 6))
+    start = network.init_params(IMAGE_SHAPE, (4, 6), seed=3)
     path, out = tmp_path / "start.npz", tmp_path / "out.npz"
     np.savez(path, **start)  # without a "loss" entry: accepted
     assert main(["--epochs", "1", "--no-progress", "--load", str(path), "--save", str(out)]) == 0
     capsys.readouterr()
     with np.load(out) as f:
-        got = {k: f[k] for k in model.PARAM_NAMES}
+        got = {k: f[k] for k in NAMES}
     assert _same_params(got, train(epochs=1, params=start, channels=(4, 6), data=digits).params)
 
 
+def test_load_starts_from_a_file_of_three_stages(tmp_path, small, monkeypatch, capsys):
+    """The number of stages comes from the file: w1, b1, …, w3, b3, W, c train as train(channels=(4, 6, 8))."""
+    import cnnref.train as train_module
+    monkeypatch.setattr(train_module, "load_digits", lambda: small)
+    start = network.init_params(IMAGE_SHAPE, (4, 6, 8), seed=2)
+    assert start["W"].shape == (10, 8)   # 8 → 4 → 2 → 1
+    path, out = tmp_path / "start.npz", tmp_path / "out.npz"
+    np.savez(path, **start)
+    assert main(["--epochs", "1", "--no-progress", "--load", str(path), "--save", str(out)]) == 0
+    capsys.readouterr()
+    with np.load(out) as f:
+        got = {k: f[k] for k in network.param_names(3)}
+        assert sorted(f.files) == sorted((*network.param_names(3), "loss"))
+    assert _same_params(got, train(epochs=1, params=start, channels=(4, 6, 8), data=small).params)
+
+
+@pytest.mark.parametrize("epochs", ["0", "1"])
+def test_load_rejects_parameters_that_do_not_fit_the_digits_with_exit_2(epochs, tmp_path, capsys):
+    """Keys and channel chain consistent, but W does not fit the last maps of the 8 × 8 images."""
+    path = tmp_path / "bad.npz"
+    np.savez(path, **dict(network.init_params(IMAGE_SHAPE), W=np.zeros((10, 5))))
+    with pytest.raises(SystemExit) as exc:
+        main(["--epochs", epochs, "--no-progress", "--load", str(path)])
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and re.search(r"argument --load: .*does not hold valid parameters: params\['W'\]", err), err
+
+
 @pytest.mark.parametrize("content, message", [
-    (lambda p: np.savez(p, **dict(model.init_params(0), W3=np.zeros((10, 5)))),
-     r"does not hold valid parameters: params\['W3'\] must have shape \(10, 128\), got \(10, 5\)"),
-    (lambda p: np.savez(p, **{k: v for k, v in model.init_params(0).items() if k != "c3"}),
-     "does not hold valid parameters: params must have the keys"),
-    (lambda p: np.savez(p, loss=np.array("sse"), **model.init_params(0)),
+    (lambda p: np.savez(p, **dict(network.init_params(IMAGE_SHAPE), W=np.zeros((10, 5)))),
+     r"does not hold valid parameters: params\['W'\] must have .*128.*got .*\(10, 5\)"),
+    (lambda p: np.savez(p, **{k: v for k, v in network.init_params(IMAGE_SHAPE).items() if k != "c"}),
+     re.escape("does not hold valid parameters: params must hold w1, b1, …, wS, bS, W, c (S >= 1); missing ['c']")),
+    # a file of cnnref 0.1, whose dense layer was named W3, c3
+    (lambda p: np.savez(p, loss=np.array("ce"), **{{"W": "W3", "c": "c3"}.get(k, k): v
+                                                  for k, v in network.init_params(IMAGE_SHAPE).items()}),
+     re.escape("does not hold valid parameters: params must hold w1, b1, …, wS, bS, W, c (S >= 1); "
+               "missing ['W', 'c']")),
+    (lambda p: np.savez(p, loss=np.array("sse"), **network.init_params(IMAGE_SHAPE)),
      "holds parameters of the 'sse' network; pass --loss sse"),
     (lambda p: p.write_text("not numpy"), "is not an .npz file of parameters"),
     (lambda p: p.write_bytes(b"PK\x03\x04 broken zip"), "is not an .npz file of parameters"),

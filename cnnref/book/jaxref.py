@@ -215,14 +215,14 @@ def softmax_cross_entropy(s, labels, reduction="mean"):
 
 
 def cnn_forward(p, x, loss="ce"):
-    """The digits CNN (cnnref.model's layers and names w1, b1, w2, b2, W3, c3): two
+    """The digits CNN (cnnref.network's default network, names w1, b1, w2, b2, W, c): two
     3 × 3 convolutions with one zero of padding, each followed by φ and 2 × 2 pooling,
     then a dense layer. loss="ce": φ = ReLU, max pooling, returns the logits;
     "sse": φ = sigmoid, mean pooling, returns the sigmoid of the dense output."""
     phi, pool = (relu, maxpool2d) if loss == "ce" else (sigmoid, avgpool2d)
     h = pool(phi(conv2d(x, p["w1"], p["b1"], padding=1)), 2)
     h = pool(phi(conv2d(h, p["w2"], p["b2"], padding=1)), 2)
-    s = dense(h.reshape(h.shape[0], -1), p["W3"], p["c3"])
+    s = dense(h.reshape(h.shape[0], -1), p["W"], p["c"])
     return s if loss == "ce" else sigmoid(s)
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from .._validate import as_int, as_real_array, check_shape
 from ..activations import sigmoid
+from .. import network
 from ..matlab import convn, flipall
 
 __all__ = [
@@ -45,17 +46,8 @@ __all__ = [
 
 
 def stages(params) -> int:
-    """Number of convolution stages S in ``params`` (keys ``k1``, ``b1``, …, ``kS``, ``bS``)."""
-    if not isinstance(params, dict):
-        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-    s = 0
-    while f"k{s + 1}" in params:
-        s += 1
-    missing = [k for k in [f"b{i}" for i in range(1, s + 1)] + ["ffW", "ffb"] if k not in params]
-    if s == 0 or missing:
-        raise ValueError(f"params must hold k1, b1, …, kS, bS, ffW, ffb (S >= 1); missing "
-                         f"{missing if s else ['k1', *missing]}, given keys {sorted(params)}")
-    return s
+    """Number of convolution stages S in ``params`` (keys ``k1``, ``b1``, …, ``kS``, ``bS``, ``ffW``, ``ffb``)."""
+    return network.stages(params, kernel="k", head=("ffW", "ffb"))
 
 
 def init_params(rng, in_hw, channels, kernels, pools, n_out, scale=0.5) -> dict:
