@@ -35,7 +35,7 @@ define timed
 	  exit $$rc
 endef
 
-.PHONY: venv warm book test unit nbval standalone browser notebooks notebook lab bench lock clean distclean
+.PHONY: venv warm book test unit nbval standalone browser notebooks notebook format lab bench lock clean distclean
 
 $(STAMP): requirements.txt requirements-runtime.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(PYTHON_MIN)".split("."))))' 2>/dev/null || { \
@@ -94,6 +94,10 @@ test: $(STAMP) warm
 # Re-pair every chapter book/X.md -> notebooks/X.ipynb and execute it in place, with outputs.
 notebooks: $(STAMP) warm
 	@for nb in $(CHAPTERS); do $(MAKE) --no-print-directory notebook NB=$$nb || exit 1; done
+
+# The chapters' code cells through ruff format (88 columns); tests/test_chapter_format.py checks them.
+format: $(STAMP)
+	$(BIN)/python book/_ext/format_cells.py
 
 notebook: $(STAMP)
 	@test -n "$(NB)" -a -f "book/$(NB).md" || { echo "usage: make notebook NB=<name> (for book/<name>.md)"; exit 2; }

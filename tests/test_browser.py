@@ -77,6 +77,76 @@ async () => {
 }
 """
 
+# Runs in the page after MathJax: what a reader at this window width would see overflow. Only the
+# article (the chapter's text) is measured, not the navigation around it.
+LAYOUT_JS = r"""
+() => {
+  const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+  const out = {wide_math: [], eqno_over_math: [], clipped_code: [], clipped_cells: [], raw_tables: [], chapter_refs: [],
+               page_width: document.documentElement.scrollWidth, window_width: window.innerWidth};
+  const label = el => (el.id || (el.querySelector("[id]") || {}).id || el.textContent.trim().slice(0, 50));
+  for (const box of article.querySelectorAll("div.math")) {
+    const m = box.querySelector("mjx-math");
+    if (!m) continue;
+    const need = m.getBoundingClientRect().width, have = box.getBoundingClientRect().width;
+    if (need > have + 1) out.wide_math.push(`${label(box)}: ${Math.round(need)} px in ${Math.round(have)} px`);
+    const eqno = box.querySelector(".eqno");
+    if (eqno) {
+      const a = eqno.getBoundingClientRect(), b = m.getBoundingClientRect();
+      if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+        out.eqno_over_math.push(label(box));
+    }
+  }
+  for (const pre of article.querySelectorAll("pre")) {
+    if (pre.scrollWidth > pre.clientWidth + 1) {
+      const longest = pre.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+      out.clipped_code.push(`${pre.scrollWidth} px in ${pre.clientWidth} px: ${longest.trim().slice(0, 70)}`);
+    }
+  }
+  // A formula is measured by its mjx-math box: MathJax's hidden assistive copy inflates scrollWidth.
+  for (const cell of article.querySelectorAll("td, th")) {
+    const cs = getComputedStyle(cell);
+    const room = cell.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const over = [...cell.querySelectorAll("mjx-math")].some(m => m.getBoundingClientRect().width > room + 1)
+      || [cell, ...cell.querySelectorAll("pre, code")].some(
+           el => el.tagName !== "TD" && el.tagName !== "TH" && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1);
+    if (over) out.clipped_cells.push(cell.textContent.trim().slice(0, 60));
+  }
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT, {
+    acceptNode(node) {
+      for (let el = node.parentElement; el && el !== article; el = el.parentElement)
+        if (["PRE", "CODE", "SCRIPT", "STYLE"].includes(el.tagName)) return NodeFilter.FILTER_REJECT;
+      return NodeFilter.FILTER_ACCEPT;
+    }
+  });
+  for (let n = walker.nextNode(); n; n = walker.nextNode())
+    if (/\|\s*:?-{3,}:?\s*\|/.test(n.nodeValue)) out.raw_tables.push(n.nodeValue.trim().slice(0, 70));
+  // Numbered chapters, from the navigation ("4. The forward pass ..."): links to them must say
+  // "Chapter N", and no link may follow the bare word "chapter" or "section".
+  const numbered = new Set();
+  for (const a of document.querySelectorAll("nav a.reference.internal, .bd-sidebar-primary a.reference.internal"))
+    if (/^\s*\d+\.\s/.test(a.textContent)) numbered.add(a.href.split("#")[0]);
+  for (const a of article.querySelectorAll("a.reference.internal")) {
+    if (a.closest(".prev-next-area, .prev-next-footer, nav, .toctree-wrapper")) continue;
+    const text = a.textContent.trim(), [page, frag] = a.href.split("#");
+    const before = (a.previousSibling && a.previousSibling.textContent || "").slice(-12);
+    if (/\b(chapters?|sections?)\s*$/i.test(before) && !/^\d/.test(text))
+      out.chapter_refs.push(`"${before.trim()} ${text}"`);
+    else if (numbered.has(page) && page !== location.href.split("#")[0] && (!frag || frag.startsWith("ch-"))
+             && !/^Chapter \d+\b/.test(text))
+      out.chapter_refs.push(`"${text}" (a link to a chapter that does not say "Chapter N")`);
+  }
+  return out;
+}
+"""
+DESKTOP, PHONE = {"width": 1400, "height": 900}, {"width": 420, "height": 860}
+OPEN_ALL_JS = """
+() => {
+  document.querySelectorAll("details").forEach(d => { d.open = true; });
+  document.querySelectorAll(".toggle-hidden").forEach(e => e.classList.remove("toggle-hidden"));
+}
+"""
+
 
 @dataclass
 class PageReport:
@@ -90,6 +160,8 @@ class PageReport:
     links: list = field(default_factory=list)
     ids: set = field(default_factory=set)
     console_errors: list = field(default_factory=list)
+    desktop: dict = field(default_factory=dict)  # LAYOUT_JS at the DESKTOP window
+    phone: dict = field(default_factory=dict)  # LAYOUT_JS at the PHONE window
     failed_requests: list = field(default_factory=list)
     external_requests: list = field(default_factory=list)
 
@@ -167,6 +239,7 @@ def visit(context, url: str, path: Path) -> PageReport:
             route.continue_()
 
     page.route("**/*", guard)
+    page.set_viewport_size(DESKTOP)
     page.goto(url, wait_until="load")
     mathjax_failed = False
     if page.locator(".math").count():
@@ -177,6 +250,11 @@ def visit(context, url: str, path: Path) -> PageReport:
         except PlaywrightError as exc:
             mathjax_failed = f"MathJax did not start: {str(exc).splitlines()[0]}"
     data = page.evaluate(COLLECT_JS)
+    page.evaluate(OPEN_ALL_JS)  # a reader may open every collapsed cell and solution: measure them open
+    page.evaluate("() => document.fonts.ready.then(() => true)")  # MathJax's fonts decide the widths
+    report.desktop = page.evaluate(LAYOUT_JS)
+    page.set_viewport_size(PHONE)
+    report.phone = page.evaluate(LAYOUT_JS)
     page.close()
     for k, v in data.items():
         setattr(report, k, set(v) if k == "ids" else v)
@@ -282,3 +360,79 @@ def test_install_cells_are_not_on_the_pages(site):
     shown = [page for page, _ in _chapter_pages()
              if page in site and "find_spec" in (HTML / page).read_text(encoding="utf-8")]
     assert not shown, f"the Colab install cell is visible on {shown}"
+
+
+def _layout(site, view: str, key: str) -> dict:
+    return {p: getattr(r, view).get(key, []) for p, r in site.items() if getattr(r, view)}
+
+
+def test_markdown_tables_render_as_tables(site):
+    _fail_if(_layout(site, "desktop", "raw_tables"), "Markdown table syntax shown as text")
+
+
+def test_every_equation_fits_the_column_at_desktop_width(site):
+    _fail_if(_layout(site, "desktop", "wide_math"), f"display equations wider than the text column at {DESKTOP}")
+    _fail_if(_layout(site, "desktop", "eqno_over_math"), "equation numbers drawn over their formula")
+
+
+def test_no_code_block_is_clipped_at_desktop_width(site):
+    _fail_if(_layout(site, "desktop", "clipped_code"), f"code or output blocks that scroll sideways at {DESKTOP}")
+
+
+def test_no_page_scrolls_sideways_on_a_phone(site):
+    wide = {p: f"{r.phone['page_width']} px page in a {r.phone['window_width']} px window"
+            for p, r in site.items() if r.phone and r.phone["page_width"] > r.phone["window_width"]}
+    _fail_if(wide, f"pages wider than the window at {PHONE} (wide math and code must scroll in their own box)")
+
+
+def test_no_table_cell_is_clipped_at_desktop_width(site):
+    _fail_if(_layout(site, "desktop", "clipped_cells"), f"table cells whose content is cut off at {DESKTOP}")
+
+
+def test_references_to_chapters_say_chapter_n(site):
+    _fail_if(_layout(site, "desktop", "chapter_refs"), 'links to chapters that do not read "Chapter N"')
+
+
+# A page with one of each fault the layout checks look for, and the same page done right: the
+# checks must report every fault of the first and nothing on the second.
+_FIXTURE = """<!doctype html><html><head><style>
+  body {{ margin: 0; }} article {{ max-width: 700px; position: relative; }} pre {{ overflow-x: auto; }} div.math {{ overflow-x: auto; }}
+  .eqno {{ position: absolute; right: 0; }} mjx-math {{ display: inline-block; height: 1em; }}
+</style></head><body>
+<nav><a class="reference internal" href="http://book.test/other.html">3. Another chapter</a></nav>
+<article class="bd-article">
+  {table}
+  <div class="math" id="equation-eq-test"><span class="eqno">(1.1)</span>
+    <mjx-container><mjx-math style="width: {math_px}px"></mjx-math></mjx-container></div>
+  <pre>{code}</pre>
+  <p>as {word}<a class="reference internal" href="http://book.test/other.html#ch-other">{link}</a> shows</p>
+  <div style="width: {block_px}px">a block</div>
+</article></body></html>"""
+BAD = dict(table="<p>| a | b |\n|---|---|\n| 1 | 2 |</p><table style='table-layout: fixed; width: 300px'>"
+           "<tr><td><pre style='overflow-x: auto'>" + "w" * 90 + "</pre></td></tr></table>", math_px=1200, code="x = 1  # " + "y" * 150,
+           word="chapter ", link="Another chapter", block_px=800)
+GOOD = dict(table="<table><tr><td>a</td><td>b</td></tr></table>", math_px=300, code="x = 1",
+            word="", link="Chapter 3", block_px=380)
+
+
+def _layout_of(browser, html: str, viewport) -> dict:
+    page = browser.new_page(viewport=viewport)
+    try:
+        page.set_content(html)
+        return page.evaluate(LAYOUT_JS)
+    finally:
+        page.close()
+
+
+def test_the_layout_checks_catch_each_fault(browser):
+    bad, good = _FIXTURE.format(**BAD), _FIXTURE.format(**GOOD)
+    found = _layout_of(browser, bad, DESKTOP)
+    for key in ("raw_tables", "wide_math", "eqno_over_math", "clipped_code", "clipped_cells", "chapter_refs"):
+        assert found[key], f"{key}: the fault on the fixture page was not reported ({found})"
+    assert _layout_of(browser, bad, PHONE)["page_width"] > PHONE["width"]
+    bare = _FIXTURE.format(**dict(GOOD, word="", link="Another chapter"))
+    assert _layout_of(browser, bare, DESKTOP)["chapter_refs"], "a chapter link by title alone was not reported"
+    clean = _layout_of(browser, good, DESKTOP)
+    keys = ("raw_tables", "wide_math", "eqno_over_math", "clipped_code", "clipped_cells", "chapter_refs")
+    assert not any(clean[k] for k in keys), clean
+    assert _layout_of(browser, good, PHONE)["page_width"] <= PHONE["width"]

@@ -1,8 +1,11 @@
 """Sphinx extension: render the equation ledger (``book/ledger.yml``) into ``book/ledger.md``.
 
 The page contains a line ``% ledger-tables`` (a MyST comment). At ``source-read`` that line is
-replaced by generated MyST Markdown: a summary, one table per source ("equations by source") and
-the errata table. Math is set with the ``{math}`` role, so it is typeset like the rest of the book.
+replaced by generated MyST Markdown: a summary (per source, how many equations have each verdict),
+one compact table per source (the source's form, a verdict badge, the equation number and chapter
+where the book derives it) with the source's sections, ``cnnref`` functions and test ids in a
+collapsed dropdown, and the errata. Math is set with the ``{math}`` role, so it is typeset like
+the rest of the book.
 
 Config values (``sphinx: config:`` in ``_config.yml``):
 
@@ -61,20 +64,143 @@ def _code(s) -> str:
     return f"{fence}{pad}{s}{pad}{fence}"
 
 
+def _top_level(tex: str, sign: str = "=") -> list[int]:
+    """Positions of ``sign`` (``=`` or ``+``) in ``tex`` outside braces and ``\\left … \\right`` pairs."""
+    depth, found, i = 0, [], 0
+    while i < len(tex):
+        if tex.startswith("\\left", i) and not tex[i + 5 : i + 6].isalpha():
+            depth, i = depth + 1, i + 5
+            continue
+        if tex.startswith("\\right", i) and not tex[i + 6 : i + 7].isalpha():
+            depth, i = depth - 1, i + 6
+            continue
+        sized = re.match(r"\\[bB]igg?[lr]?", tex[i:])
+        if sized:  # \Big( and \Big): sized brackets, cut between freely (see _unpair_outer)
+            i += sized.end() + 1
+            continue
+        if sign.startswith("\\") and tex.startswith(sign, i) and not tex[i + len(sign) : i + len(sign) + 1].isalpha() \
+                and depth == 0:
+            found.append(i)
+        c = tex[i]
+        if c == "\\":  # an escaped character (\{, \=) is not structure
+            i += 2
+            continue
+        depth += (c in "{([") - (c in "})]")  # no cut inside a group or a bracket
+        if c == sign and depth == 0:
+            found.append(i)
+        i += 1
+    return found
+
+
+LINE = 48  # visible symbols on one line of a broken formula (about the width of a table cell)
+_INVISIBLE = re.compile(r"\\(?:left|right|[bB]igg?)\b|\\[,;:! ]|[{}^_\s]")
+
+
+def _visible(tex: str) -> int:
+    """About how many symbols ``tex`` shows: a command counts once, spacing and grouping not at all."""
+    return len(re.sub(r"\\[a-zA-Z]+", "x", _INVISIBLE.sub("", tex)))
+
+
+def _unpair_outer(tex: str) -> str:
+    """``f\\left( … \\right)`` ending ``tex`` as ``f\\Big( … \\Big)``: sized brackets that, unlike a
+    ``\\left``/``\\right`` pair, may stand on different lines of an aligned block."""
+    tex = tex.rstrip()
+    if not tex.endswith("\\right)"):
+        return tex
+    depth, i = 0, len(tex) - len("\\right)")
+    for j in range(i, -1, -1):  # the \left that matches the final \right
+        if tex.startswith("\\right", j) and not tex[j + 6 : j + 7].isalpha():
+            depth += 1
+        elif tex.startswith("\\left", j) and not tex[j + 5 : j + 6].isalpha():
+            depth -= 1
+            if depth == 0:
+                if tex[j + 5 : j + 6] != "(":
+                    return tex
+                return tex[:j] + "\\Big(" + tex[j + 6 : i] + "\\Big)"
+    return tex
+
+
+def _sum_lines(tex: str) -> list[str]:
+    """``tex`` cut into lines of at most about LINE symbols, each cut before a top-level ``+``,
+    ``\\cdot`` or ``\\quad``, as late as the line allows."""
+    if _visible(tex) > LINE and not _top_level(tex, "+"):
+        unpaired = _unpair_outer(tex)
+        body = unpaired.split("\\Big(", 1)[-1]
+        if unpaired != tex and _visible(body) > LINE:  # a long bracket: its content may go on lines of its own
+            head, body = unpaired.split("\\Big(", 1)
+            return [head + "\\Big(", *_sum_lines(body)]
+    points = sorted(_top_level(tex, "+") + _top_level(tex, "\\quad") + _top_level(tex, "\\cdot"))
+    lines, start, prev = [], 0, None
+    for cut in [*points, len(tex)]:
+        if _visible(tex[start:cut]) > LINE and prev is not None and prev > start:
+            lines.append(tex[start:prev].strip())
+            start = prev
+        prev = cut
+    return lines + [tex[start:].strip()]
+
+
+def _chain(tex: str) -> str:
+    """A long formula as lines of an ``aligned`` block, so that it fits a table cell: a chain
+    ``a = b = c`` one equality a line, and a long right-hand side cut before a ``+``. A formula
+    that already has lines of its own, or is short, is unchanged."""
+    tex = " ".join(str(tex).split())
+    if "aligned" in tex or "\\\\" in tex:
+        return tex
+    side = min([i for i in (tex.find("\\text{ "), tex.find("\\quad")) if i > 0], default=len(tex))
+    cuts = [c for c in _top_level(tex, "=") if c < side]  # no cut in a side condition ("for w = …")
+    if not cuts or _visible(tex) <= LINE:
+        return tex
+    parts = [tex[: cuts[0]]] + [tex[a + 1 : b] for a, b in zip(cuts, cuts[1:] + [len(tex)])]
+    lines = []
+    for i, part in enumerate(parts[1:]):
+        for j, line in enumerate(_sum_lines(part.strip())):
+            if j > 0:
+                lines.append(f"&\\quad {line}")
+            elif i == 0:
+                lines.append(f"{parts[0].strip()} &= {line}")
+            else:
+                lines.append(f"&= {line}")
+    if len(lines) == 1:
+        return tex
+    return "\\begin{aligned}" + " \\\\ ".join(lines) + "\\end{aligned}"
+
+
 def _source(s) -> str:
-    """The source's form: LaTeX, or a claim in words (``Claim: ...``), shown verbatim."""
-    return _code(s) if str(s).lstrip().startswith("Claim:") else _math(s)
+    """The source's form: LaTeX (a chain of equalities one per line), or a claim in words
+    (``Claim: ...``), shown verbatim."""
+    return _text(s) if str(s).lstrip().startswith("Claim:") else _math(_chain(s))
 
 
-def _where(e, equations, targets, missing: list) -> str:
-    """Link to the book label where the entry is derived (only for settled entries)."""
+# The verdicts as sphinx-design badges: a colour and a word, readable without the colour too.
+BADGES = {
+    "correct": "{bdg-success}`correct`",
+    L.CONVENTION: "{bdg-info}`convention`",
+    "typo": "{bdg-warning}`typo`",
+    "wrong": "{bdg-danger}`wrong`",
+    L.PENDING: "{bdg-secondary}`pending`",
+}
+_CHAPTER_TARGET = re.compile(r"^\((ch-[\w-]+)\)=\s*$", re.M)
+
+
+def chapter_target(srcdir: Path, chapter: str | None) -> str | None:
+    """The ``(ch-…)=`` target of the chapter file ``chapter`` (e.g. ``book/forward.md``), if any."""
+    if not chapter:
+        return None
+    path = Path(srcdir, chapter)
+    m = _CHAPTER_TARGET.search(path.read_text(encoding="utf-8")) if path.exists() else None
+    return m.group(1) if m else None
+
+
+def _where(e, equations, targets, chapters, missing: list) -> str:
+    """The equation's number (a link to it) and the chapter it is in, "(4.2), Chapter 4"."""
     if e["verdict"] == L.PENDING:
-        planned = e.get("label") or e.get("chapter")
-        return "pending" + (f" ({_code(planned)})" if planned else "")
+        return "not derived yet"
+    chapter = chapters.get(e.get("chapter"))
+    in_chapter = f", {_role('numref', f'Chapter %s <{chapter}>')}" if chapter else ""
     if e["label"] in equations:
-        return _role("eq", e["label"])
+        return _role("eq", e["label"]) + in_chapter
     if e["label"] in targets:
-        return _role("ref", f"{e['label']} <{e['label']}>")
+        return _role("ref", f"the text <{e['label']}>") + in_chapter
     missing.append(f"{e['id']}: label {e['label']!r} is not in the book (is its chapter in the toc?)")
     return _code(e["label"])
 
@@ -96,73 +222,75 @@ def _list_table(header, rows, widths, cls) -> list[str]:
     return out
 
 
-def render(entries, equations, targets=frozenset(), missing=None) -> str:
-    """The MyST Markdown that replaces the marker; unresolvable labels are appended to ``missing``."""
+def _dropdown(title: str, body: list[str]) -> list[str]:
+    return ["`````{dropdown} " + title, *body, "`````", ""]
+
+
+def render(entries, equations, targets=frozenset(), missing=None, chapters=None) -> str:
+    """The MyST Markdown that replaces the marker; unresolvable labels are appended to ``missing``.
+
+    ``chapters`` maps a chapter file (``book/X.md``) to its ``(ch-…)=`` target.
+    """
     missing = [] if missing is None else missing
+    chapters = chapters or {}
     out: list[str] = []
     by_source: dict[str, list] = {}
     for e in entries:
         by_source.setdefault(e["source"], []).append(e)
     counts = Counter(e["verdict"] for e in entries)
-    pending = counts[L.PENDING]
 
     out += ["## Summary", ""]
-    out.append(f"{len(entries)} equations from {len(by_source)} sources; "
-               f"{pending} still pending." if entries else "The ledger has no entries yet.")
-    out.append("")
-    verdict_cols = [v for v in L.VERDICTS if v != L.PENDING] + [L.PENDING]
+    if not entries:
+        return "\n".join(out + ["The ledger has no entries yet."])
+    verdicts = [v for v in L.VERDICTS if v != L.PENDING] + ([L.PENDING] if counts[L.PENDING] else [])
     rows = []
     for src, es in sorted(by_source.items()):
         c = Counter(e["verdict"] for e in es)
-        rows.append([_code(src), str(len(es)), *(str(c[v]) for v in verdict_cols)])
-    rows.append(["**all**", f"**{len(entries)}**", *(f"**{counts[v]}**" for v in verdict_cols)])
-    out += _list_table(["source", "equations", *verdict_cols], rows,
-                       [28] + [12] * (len(verdict_cols) + 1), "ledger-summary")
+        key = SOURCE_KEYS.get(src[:3])
+        rows.append([_role("cite:label", key) if key else _code(src), str(len(es)), *(str(c[v]) for v in verdicts)])
+    rows.append(["**all**", f"**{len(entries)}**", *(f"**{counts[v]}**" for v in verdicts)])
+    out += _list_table(["source", "equations", *(BADGES[v] for v in verdicts)], rows,
+                       [24] + [76 // (len(verdicts) + 1)] * (len(verdicts) + 1), "ledger-summary")
 
     out += ["## Equations by source", ""]
     for src, es in sorted(by_source.items()):
         num = src[:3]
         key = SOURCE_KEYS.get(num)
         out += [f"### Source {num}", ""]
-        cite = f"{_role('cite', key)}, " if key else ""
-        out += [f"{cite}file {_code(src)}.", ""]
-        rows = []
-        for e in es:
-            where = [_where(e, equations, targets, missing)]
-            if e.get("function"):
-                where.append(_code(e["function"]))
-            where += [_code(t.removeprefix("tests/")) for t in e.get("tests") or []]
-            rows.append([
-                [_code(e["id"]), _text(e["section"])], _source(e["source_form"]),
-                _math(e["restatement"]), _text(e["verdict"]), where,
-            ])
-        out += _list_table(
-            ["ID and section", "in the source", "in our notation", "verdict", "derived in; code; tests"],
-            rows, [13, 27, 27, 12, 21], "ledger-source")
+        if key:
+            out += [f"The equations of {_role('cite:label', key)}, in the order they appear in it.", ""]
+        rows = [[[f"{_code(e['id'])} {BADGES[e['verdict']]}", _where(e, equations, targets, chapters, missing)],
+                 _source(e["source_form"])] for e in es]
+        out += _list_table(["entry, verdict, derived in", "in the source"], rows, [18, 82], "ledger-source")
+        details = [[_code(e["id"]), _text(e["section"]),
+                    [_code(e["function"]) if e.get("function") else "",
+                     *(_code(t.removeprefix("tests/")) for t in e.get("tests") or [])]] for e in es]
+        out += _dropdown(f"Source {num}: sections, code and tests",
+                         _list_table(["entry", "section of the source", "cnnref function; tests"], details,
+                                     [13, 32, 55], "ledger-details"))
 
     out += ["## Errata", ""]
     errata = [e for e in entries if e["verdict"] in L.ERRATA_VERDICTS]
     if not errata:
-        out += ["No entry is marked a typo, wrong, or correct only under a convention yet.", ""]
-    else:
-        out += ["Equations that are wrong, contain a typo, or hold only under a convention the "
-                "source does not state. Each links to the cell that shows the discrepancy.", ""]
-        rows = []
-        for e in errata:
-            fix = _source(e["correction"]) if e.get("correction") else ""
-            note = _inline(e.get("note"))
-            evidence = ""
-            if e.get("evidence") in targets:
-                evidence = _role("ref", f"see the cell <{e['evidence']}>")
-            elif e.get("evidence") in equations:
-                evidence = _role("eq", e["evidence"])
-            elif e.get("evidence"):
-                missing.append(f"{e['id']}: evidence target {e['evidence']!r} is not in the book")
-                evidence = _code(e["evidence"])
-            rows.append([_code(e["id"]), _text(e["verdict"]), _source(e["source_form"]),
-                         [fix, note], evidence])
-        out += _list_table(["ID", "verdict", "in the source", "corrected form / convention", "evidence"],
-                           rows, [10, 13, 28, 37, 12], "ledger-errata")
+        out += ["No entry is a typo, wrong, or correct only under a convention.", ""]
+        return "\n".join(out)
+    out += ["The equations that are wrong, contain a typo, or hold only under a convention the source "
+            "does not state: what the source prints, the form that holds, and the cell of the book that "
+            "shows the difference.", ""]
+    rows = []
+    for e in errata:
+        evidence = ""
+        if e.get("evidence") in targets:
+            evidence = _role("ref", f"the cell <{e['evidence']}>")
+        elif e.get("evidence") in equations:
+            evidence = _role("eq", e["evidence"])
+        elif e.get("evidence"):
+            missing.append(f"{e['id']}: evidence target {e['evidence']!r} is not in the book")
+            evidence = _code(e["evidence"])
+        fix = f"holds: {_source(e['correction'])}" if e.get("correction") else ""
+        rows.append([[_code(e["id"]), BADGES[e["verdict"]], evidence],
+                     [f"printed: {_source(e['source_form'])}", fix, _inline(e.get("note"))]])
+    out += _list_table(["entry", "the source's form, the form that holds, and why"], rows, [18, 82], "ledger-errata")
     return "\n".join(out)
 
 
@@ -195,7 +323,8 @@ def on_source_read(app, docname, source):
             toc = getattr(app.config, "external_toc_path", None)  # `jupyter-book build --toc` may change it
             equations, targets = L.book_labels(Path(app.srcdir, "book"), Path(app.srcdir, toc) if toc else None)
             missing: list[str] = []
-            generated = render(entries, equations, targets, missing)
+            chapters = {e.get("chapter"): chapter_target(Path(app.srcdir), e.get("chapter")) for e in entries}
+            generated = render(entries, equations, targets, missing, {k: v for k, v in chapters.items() if v})
             for msg in missing:
                 logger.warning(f"ledger: {msg}", location=docname)
     source[0] = source[0].replace(MARKER, generated, 1)
