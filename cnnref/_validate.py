@@ -138,20 +138,32 @@ def check_pool_dy(dy, x, out_hw) -> np.ndarray:
     return dy
 
 
-def check_layer(x, w, b, stride, padding, dilation):
+def check_layer(x, w, b, stride, padding, dilation, groups=1):
     """``(x, w, b, stride, padding, dilation, (H', W'))`` of a convolutional layer call: x (N, C_in,
-    H, W) and w (C_out, C_in, K_h, K_w) non-empty with matching C_in, b (C_out,) or None, stride and
-    dilation int or pairs >= 1, padding >= 0."""
+    H, W) and w (C_out, C_in/groups, K_h, K_w) non-empty, b (C_out,) or None, stride and dilation
+    int or pairs >= 1, padding >= 0, groups a positive int that divides both C_in and C_out."""
     from .sizes import output_size  # sizes imports this module
 
     x = as_real_array(x, "x", ndim=4)
     w = as_real_array(w, "w", ndim=4)
     if x.size == 0 or w.size == 0:
         raise ValueError(f"x and w must not be empty, got x {x.shape} and w {w.shape}")
-    if x.shape[1] != w.shape[1]:
+    groups = as_int(groups, "groups", "a positive int", minimum=1)
+    if x.shape[1] % groups or w.shape[0] % groups:
+        raise ValueError(
+            f"groups={groups} must divide both C_in and C_out, got C_in={x.shape[1]} (x {x.shape}, NCHW) "
+            f"and C_out={w.shape[0]} (w {w.shape}, OIHW)"
+        )
+    if groups == 1 and x.shape[1] != w.shape[1]:
         raise ValueError(
             f"channel mismatch: x has C_in={x.shape[1]} channels (shape {x.shape}, NCHW) but w expects "
             f"C_in={w.shape[1]} (shape {w.shape}, OIHW)"
+        )
+    if x.shape[1] != groups * w.shape[1]:
+        raise ValueError(
+            f"channel mismatch: with groups={groups}, w (shape {w.shape}, OIHW) must have "
+            f"C_in/groups={x.shape[1] // groups} input channels per kernel for x with C_in={x.shape[1]} "
+            f"(shape {x.shape}, NCHW), got {w.shape[1]}"
         )
     if b is not None:
         b = as_real_array(b, "b", ndim=1)

@@ -20,7 +20,7 @@ import launch_notebooks  # book/_ext (on sys.path via conftest.py)
 from cnnref.book import agree, checks, differ, jaxref, relative_error, show_source
 
 ROOT = Path(__file__).resolve().parents[1]
-ORACLES = [ROOT / "cnnref" / "book" / "checks.py", ROOT / "cnnref" / "book" / "jaxref.py"]
+ORACLES = [ROOT / "cnnref" / "book" / "checks.py", *sorted((ROOT / "cnnref" / "book").glob("jaxref*.py"))]
 
 
 def chapters():

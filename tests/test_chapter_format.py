@@ -20,7 +20,8 @@ def test_the_check_sees_unformatted_cells_and_long_lines(tmp_path):
     md = book / "x.md"
     cell = "```{code-cell} ipython3\n%s\n```\n"
     md.write_text("# x\n\n" + cell % "x=[1,2 ,3]" + "\n" + cell % ("# " + "y" * LINE_LENGTH)
-                  + "\n" + cell % "%pip install anything" + "\n" + cell % "z = 1", encoding="utf-8")
+                  + "\n" + cell % "%pip install anything" + "\n" + cell % "z = 1"
+                  + "\n" + cell % "---\nmystnb:\n  figure:\n    caption: A figure\n---\nf = 1", encoding="utf-8")
     found = problems([md])
     assert len(found) == 2, found
     assert "not formatted" in found[0] and f"over {LINE_LENGTH} characters" in found[1]

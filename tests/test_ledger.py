@@ -258,3 +258,37 @@ def test_sources_are_opt_in_by_an_explicit_setting(monkeypatch, tmp_path):
     (tmp_path.parent / "empty-dir").mkdir()
     with pytest.raises(FileNotFoundError, match="source documents"):
         L.source_names()
+
+
+# --- the index of the book's own equations (the chapters past the sources) -------------------
+
+
+def test_every_indexed_chapter_has_equations_that_cnnref_computes():
+    import yaml
+    from ledger_tables import chapter_equations, chapter_target, functions_citing
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    chapters = config["sphinx"]["config"]["ledger_index_chapters"]
+    assert chapters, "no chapter is indexed"
+    in_toc = set(L.toc_files(ROOT))
+    cited = functions_citing(ROOT / "cnnref")
+    for doc in chapters:
+        path = ROOT / f"{doc}.md"
+        assert path in in_toc, f"{doc} is indexed but not in _toc.yml"
+        assert chapter_target(ROOT, f"{doc}.md"), f"{doc} has no (ch-…)= target"
+        labels = chapter_equations(path)
+        assert labels, f"{doc} has no numbered equation to index"
+        assert any(label in cited for label in labels), f"no cnnref function cites an equation of {doc}"
+
+
+def test_the_index_reads_equations_in_order_and_the_functions_that_cite_them(tmp_path):
+    from ledger_tables import chapter_equations, functions_citing
+
+    md = tmp_path / "ch.md"
+    md.write_text("$$ a $$ (eq-b)\n\n```{math}\n:label: eq-a\nx\n```\n\n$$ c $$ (eq-c)\n", encoding="utf-8")
+    assert chapter_equations(md) == ["eq-b", "eq-a", "eq-c"]
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "m.py").write_text('def f():\n    """[eq-a] and [eq-c]."""\n\n\ndef _g():\n    """[eq-b]"""\n',
+                              encoding="utf-8")
+    assert functions_citing(pkg) == {"eq-a": ["pkg.m.f"], "eq-c": ["pkg.m.f"]}

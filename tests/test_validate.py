@@ -51,6 +51,9 @@ X, W, B = np.ones((2, 3, 6, 5)), np.ones((4, 3, 3, 2)), np.ones(4)
 DZ = np.ones((2, 4, 4, 4))                       # conv2d_forward(X, W) has shape (2, 4, 4, 4)
 XP, DYP = np.ones((1, 2, 5, 4)), np.ones((1, 2, 2, 2))   # pooling with size 2 (row 4 unread)
 XD, WD, CD, DYD = np.ones((5, 3)), np.ones((2, 3)), np.ones(2), np.ones((5, 2))
+X1, W1, B1, DZ1 = np.ones((2, 3, 7)), np.ones((4, 3, 3)), np.ones(4), np.ones((2, 4, 5))   # conv1d
+XT, WT, BT, DZT = np.ones((2, 3, 4, 4)), np.ones((3, 2, 3, 3)), np.ones(2), np.ones((2, 2, 6, 6))  # transposed
+XR, WR, BR = np.ones((1, 2, 4, 4)), np.ones((2, 2, 3, 3)), np.ones(2)   # a residual block, C = 2
 O, T = np.ones((4, 3)), np.zeros((4, 3))
 S, LABELS = np.zeros((4, 3)), np.array([0, 1, 2, 0])
 
@@ -95,6 +98,32 @@ DTYPE_TARGETS = [
     (flipall, (np.ones((2, 2)),), 0, "a"),
     (numerical_gradient, (lambda t: 0.0, np.ones(3)), 1, "x"),
     *[(relative_error, (np.ones(3), np.ones(3)), i, n) for i, n in ((0, "a"), (1, "b"))],
+    # Part V: the layers of modern CNNs
+    *[(f, (X1, W1, B1), i, n) for f in (cnnref.conv1d_forward, cnnref.conv1d_forward_loop)
+      for i, n in ((0, "x"), (1, "w"), (2, "b"))],
+    *[(f, (DZ1, X1, W1), i, n) for f in (cnnref.conv1d_backward, cnnref.conv1d_backward_loop)
+      for i, n in ((0, "dz"), (1, "x"), (2, "w"))],
+    *[(f, (XT, WT, BT), i, n) for f in (cnnref.conv_transpose2d_forward, cnnref.conv_transpose2d_forward_loop)
+      for i, n in ((0, "x"), (1, "w"), (2, "b"))],
+    *[(f, (DZT, XT, WT), i, n) for f in (cnnref.conv_transpose2d_backward, cnnref.conv_transpose2d_backward_loop)
+      for i, n in ((0, "dy"), (1, "x"), (2, "w"))],  # the layer's output is y
+    *[(f, (X, np.ones(3), np.zeros(3)), i, n) for f in (cnnref.batchnorm2d_forward, cnnref.batchnorm2d_forward_loop)
+      for i, n in ((0, "x"), (1, "gamma"), (2, "beta"))],
+    *[(f, (X, cnnref.batchnorm2d_forward(X + np.arange(5.0), np.ones(3), np.zeros(3))[1]), 0, "dy")
+      for f in (cnnref.batchnorm2d_backward, cnnref.batchnorm2d_backward_loop)],
+    *[(cnnref.batchnorm2d_eval_forward, (X, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3)), i, n)
+      for i, n in ((0, "x"), (1, "gamma"), (2, "beta"), (3, "running_mean"), (4, "running_var"))],
+    *[(cnnref.batchnorm2d_eval_backward, (X, np.ones(3), np.ones(3)), i, n)
+      for i, n in ((0, "dy"), (1, "gamma"), (2, "running_var"))],
+    *[(cnnref.update_running_stats, (np.zeros(3), np.ones(3), X + np.arange(5.0)), i, n)
+      for i, n in ((0, "running_mean"), (1, "running_var"), (2, "x"))],
+    *[(f, (X,), 0, "x") for f in (cnnref.global_avgpool2d_forward, cnnref.global_avgpool2d_forward_loop)],
+    *[(f, (np.ones((2, 3)), X.shape), 0, "dy")
+      for f in (cnnref.global_avgpool2d_backward, cnnref.global_avgpool2d_backward_loop)],
+    *[(f, (XR, WR, BR, WR, BR), i, n) for f in (cnnref.residual_block_forward, cnnref.residual_block_forward_loop)
+      for i, n in ((0, "x"), (1, "w1"), (2, "b1"), (3, "w2"), (4, "b2"))],
+    *[(f, (XR, cnnref.residual_block_forward(XR, WR, BR, WR, BR)[1]), 0, "dy")
+      for f in (cnnref.residual_block_backward, cnnref.residual_block_backward_loop)],
 ]
 
 

@@ -37,9 +37,12 @@ def ruff() -> str:
 
 
 def split_cell(body: str) -> tuple[list[str], str]:
-    """A cell body as (its ``:key: value`` option lines, its code)."""
+    """A cell body as (its options: ``:key: value`` lines or a ``---`` YAML block, its code)."""
     lines = body.split("\n")
     options = []
+    if lines and lines[0] == "---" and "---" in lines[1:]:
+        end = lines.index("---", 1)
+        options, lines = lines[: end + 1], lines[end + 1 :]
     while lines and lines[0].startswith(":"):
         options.append(lines.pop(0))
     return options, "\n".join(lines)

@@ -294,6 +294,49 @@ def render(entries, equations, targets=frozenset(), missing=None, chapters=None)
     return "\n".join(out)
 
 
+_CITATION = re.compile(r"\[(eq-[A-Za-z0-9_.:-]+)\]")
+
+
+def chapter_equations(path: Path) -> list[str]:
+    """The equation labels of the chapter file ``path``, in the order they appear."""
+    text = path.read_text(encoding="utf-8")
+    found = [(m.start(), m.group(1)) for m in L._EQ_LABEL_RE.finditer(text)]
+    found += [(m.start(), m.group(2)) for m in L._MATH_DIRECTIVE_LABEL_RE.finditer(text)]
+    return [label for _, label in sorted(found)]
+
+
+def functions_citing(package: Path) -> dict[str, list[str]]:
+    """Book label -> the public cnnref functions whose docstrings cite it as ``[eq-…]``."""
+    import ast
+
+    out: dict[str, list[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        if any(p.startswith("_") for p in parts[1:]):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                for label in _CITATION.findall(ast.get_docstring(node) or ""):
+                    out.setdefault(label, []).append(".".join([*parts, node.name]))
+    return out
+
+
+def render_index(chapters, functions: dict[str, list[str]]) -> str:
+    """The index of the book's own equations: ``chapters`` is a list of (chapter target, labels)."""
+    out = ["## The book's own equations", "",
+           "The chapters beyond the sources derive equations no source prints. Each is listed with "
+           "the `cnnref` functions whose documentation cites it.", ""]
+    for target, labels in chapters:
+        if not labels:  # tests/test_ledger.py requires every indexed chapter to have equations
+            continue
+        rows = [[_role("eq", label), "; ".join(_code(f) for f in functions.get(label, [])) or "—"]
+                for label in labels]
+        out += [_role("numref", f"Chapter {{number}}, {{name}} <{target}>"), ""]
+        out += _list_table(["equation", "computed by"], rows, [16, 84], "ledger-index")
+    return "\n".join(out)
+
+
 def _ledger_file(app) -> Path:
     return L.ledger_path(Path(app.srcdir, app.config.ledger_path))
 
@@ -327,6 +370,17 @@ def on_source_read(app, docname, source):
             generated = render(entries, equations, targets, missing, {k: v for k, v in chapters.items() if v})
             for msg in missing:
                 logger.warning(f"ledger: {msg}", location=docname)
+    index = []
+    for doc in app.config.ledger_index_chapters:
+        path = Path(app.srcdir, doc + ".md")
+        app.env.note_dependency(str(path))
+        target = chapter_target(Path(app.srcdir), doc + ".md")
+        if target is None:
+            logger.warning(f"ledger: {doc} (ledger_index_chapters) has no (ch-…)= target", location=docname)
+            continue
+        index.append((target, chapter_equations(path)))
+    if index:
+        generated += "\n\n" + render_index(index, functions_citing(Path(app.srcdir, "cnnref")))
     source[0] = source[0].replace(MARKER, generated, 1)
 
 
@@ -339,6 +393,7 @@ def always_reread(app, env, added, changed, removed):
 def setup(app):
     app.add_config_value("ledger_path", "book/ledger.yml", "env")
     app.add_config_value("ledger_page", "book/ledger", "env")
+    app.add_config_value("ledger_index_chapters", [], "env")  # chapters whose own equations are indexed
     app.connect("source-read", on_source_read)
     app.connect("env-get-outdated", always_reread)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

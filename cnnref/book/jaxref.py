@@ -47,9 +47,11 @@ def to_numpy(*arrays):
 # --- convolution -------------------------------------------------------------------------------
 
 
-def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
+def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     """The layer z = b + Σ_c w ⋆ x_pad (a cross-correlation, eq-layer-forward) by
-    lax.conv_general_dilated; x NCHW, w OIHW, padding zeros on each side."""
+    lax.conv_general_dilated; x NCHW, w OIHW, padding zeros on each side. With ``groups``
+    > 1, each output map sums over its own group's input maps only (``feature_group_count``),
+    w of shape (C_out, C_in/groups, K_h, K_w)."""
     (ph, pw) = pair(padding)
     z = lax.conv_general_dilated(
         x,
@@ -58,6 +60,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
         padding=[(ph, ph), (pw, pw)],
         rhs_dilation=pair(dilation),
         dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        feature_group_count=int(groups),
         precision=lax.Precision.HIGHEST,
     )
     if b is not None:
@@ -65,16 +68,16 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
     return z
 
 
-@functools.partial(jax.jit, static_argnames=("stride", "padding", "dilation"))
-def _conv2d_vjp(x, w, b, dz, stride, padding, dilation):
-    f = functools.partial(conv2d, stride=stride, padding=padding, dilation=dilation)
+@functools.partial(jax.jit, static_argnames=("stride", "padding", "dilation", "groups"))
+def _conv2d_vjp(x, w, b, dz, stride, padding, dilation, groups):
+    f = functools.partial(conv2d, stride=stride, padding=padding, dilation=dilation, groups=groups)
     z, vjp = jax.vjp(f, x, w, b)
     return (z,) + vjp(dz)
 
 
-def conv2d_vjp(x, w, b, dz, *, stride=1, padding=0, dilation=1):
+def conv2d_vjp(x, w, b, dz, *, stride=1, padding=0, dilation=1, groups=1):
     """``(z, dx, dw, db)`` as numpy arrays: the forward and ``jax.vjp`` of it applied to ``dz``."""
-    return to_numpy(*_conv2d_vjp(x, w, b, dz, pair(stride), pair(padding), pair(dilation)))
+    return to_numpy(*_conv2d_vjp(x, w, b, dz, pair(stride), pair(padding), pair(dilation), int(groups)))
 
 
 def probe_loss(x, w, b, g, **settings):
