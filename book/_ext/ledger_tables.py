@@ -297,12 +297,20 @@ def render(entries, equations, targets=frozenset(), missing=None, chapters=None)
 _CITATION = re.compile(r"\[(eq-[A-Za-z0-9_.:-]+)\]")
 
 
+_DISPLAY = re.compile(r"\$\$(.*?)\$\$[ \t]*\(([A-Za-z0-9_.:-]+)\)[ \t]*$", re.S | re.M)
+
+
 def chapter_equations(path: Path) -> list[str]:
     """The equation labels of the chapter file ``path``, in the order they appear."""
     text = path.read_text(encoding="utf-8")
     found = [(m.start(), m.group(1)) for m in L._EQ_LABEL_RE.finditer(text)]
     found += [(m.start(), m.group(2)) for m in L._MATH_DIRECTIVE_LABEL_RE.finditer(text)]
     return [label for _, label in sorted(found)]
+
+
+def equation_bodies(path: Path) -> dict[str, str]:
+    """Label -> the LaTeX of each ``$$ … $$ (label)`` equation of the chapter file ``path``."""
+    return {m.group(2): " ".join(m.group(1).split()) for m in _DISPLAY.finditer(path.read_text(encoding="utf-8"))}
 
 
 def functions_citing(package: Path) -> dict[str, list[str]]:
@@ -322,18 +330,21 @@ def functions_citing(package: Path) -> dict[str, list[str]]:
     return out
 
 
-def render_index(chapters, functions: dict[str, list[str]]) -> str:
-    """The index of the book's own equations: ``chapters`` is a list of (chapter target, labels)."""
+def render_index(chapters, functions: dict[str, list[str]], bodies=None) -> str:
+    """The index of the book's own equations: ``chapters`` is a list of (chapter target, labels);
+    ``bodies`` maps a label to its LaTeX, shown beside its number."""
+    bodies = bodies or {}
     out = ["## The book's own equations", "",
            "The chapters beyond the sources derive equations no source prints. Each is listed with "
-           "the `cnnref` functions whose documentation cites it.", ""]
+           "the `cnnref` functions whose documentation cites it, where one does.", ""]
     for target, labels in chapters:
         if not labels:  # tests/test_ledger.py requires every indexed chapter to have equations
             continue
-        rows = [[_role("eq", label), "; ".join(_code(f) for f in functions.get(label, [])) or "—"]
+        rows = [[_role("eq", label), [_math(_chain(bodies[label])) if label in bodies else "",
+                                      "; ".join(_code(f) for f in functions.get(label, []))]]
                 for label in labels]
         out += [_role("numref", f"Chapter {{number}}, {{name}} <{target}>"), ""]
-        out += _list_table(["equation", "computed by"], rows, [16, 84], "ledger-index")
+        out += _list_table(["number", "the equation; the functions that compute it"], rows, [12, 88], "ledger-index")
     return "\n".join(out)
 
 
@@ -370,7 +381,7 @@ def on_source_read(app, docname, source):
             generated = render(entries, equations, targets, missing, {k: v for k, v in chapters.items() if v})
             for msg in missing:
                 logger.warning(f"ledger: {msg}", location=docname)
-    index = []
+    index, bodies = [], {}
     for doc in app.config.ledger_index_chapters:
         path = Path(app.srcdir, doc + ".md")
         app.env.note_dependency(str(path))
@@ -379,8 +390,9 @@ def on_source_read(app, docname, source):
             logger.warning(f"ledger: {doc} (ledger_index_chapters) has no (ch-…)= target", location=docname)
             continue
         index.append((target, chapter_equations(path)))
+        bodies.update(equation_bodies(path))
     if index:
-        generated += "\n\n" + render_index(index, functions_citing(Path(app.srcdir, "cnnref")))
+        generated += "\n\n" + render_index(index, functions_citing(Path(app.srcdir, "cnnref")), bodies)
     source[0] = source[0].replace(MARKER, generated, 1)
 
 

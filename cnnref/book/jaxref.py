@@ -49,9 +49,9 @@ def to_numpy(*arrays):
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     """The layer z = b + Σ_c w ⋆ x_pad (a cross-correlation, eq-layer-forward) by
-    lax.conv_general_dilated; x NCHW, w OIHW, padding zeros on each side. With ``groups``
-    > 1, each output map sums over its own group's input maps only (``feature_group_count``),
-    w of shape (C_out, C_in/groups, K_h, K_w)."""
+    lax.conv_general_dilated; x NCHW, w OIHW, padding zeros on each side. With
+    ``groups`` > 1 each output map sums over its own group's input maps only
+    (``feature_group_count``), w of shape (C_out, C_in/groups, K_h, K_w)."""
     (ph, pw) = pair(padding)
     z = lax.conv_general_dilated(
         x,
