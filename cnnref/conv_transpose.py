@@ -28,8 +28,8 @@ given ``dy = ∂E/∂y``:
 ``k·C_out/g … (k+1)·C_out/g − 1`` through ``w[k·C_in/g : (k+1)·C_in/g]``.
 
 Two tiers, as for the convolution: ``conv_transpose2d_forward`` / ``conv_transpose2d_backward`` are
-built from :func:`cnnref.conv2d_forward` and :func:`cnnref.conv2d_backward` (groups = 1), one group
-at a time, exactly as the derivation says; ``conv_transpose2d_forward_loop`` /
+built from :func:`cnnref.conv2d_forward` and :func:`cnnref.conv2d_backward` with the same
+``groups``, exactly as the derivation says; ``conv_transpose2d_forward_loop`` /
 ``conv_transpose2d_backward_loop`` are the sums written as loops, index for index.
 The numbers are those of ``torch.nn.functional.conv_transpose2d`` and of its gradients.
 """
@@ -69,12 +69,6 @@ class _Layer(NamedTuple):
     @property
     def c_out(self) -> int:
         return self.w.shape[1] * self.groups
-
-    def blocks(self):
-        """``(input maps, output maps)`` of each group: slices of x's (and w's) and of y's channel axis."""
-        ci, co = self.x.shape[1] // self.groups, self.w.shape[1]
-        for k in range(self.groups):
-            yield slice(k * ci, (k + 1) * ci), slice(k * co, (k + 1) * co)
 
 
 def _check(x, w, b, stride, padding, output_padding, dilation, groups) -> _Layer:
@@ -128,7 +122,7 @@ def _check_dy(dy, t: _Layer) -> np.ndarray:
 
 
 def _conv_settings(t: _Layer) -> dict:
-    return dict(stride=t.stride, padding=t.padding, dilation=t.dilation)
+    return dict(stride=t.stride, padding=t.padding, dilation=t.dilation, groups=t.groups)
 
 
 def _as_conv_deltas(x: np.ndarray, t: _Layer) -> np.ndarray:
@@ -155,22 +149,20 @@ def conv_transpose2d_forward(
     Returns y: (N, C_out, H_out, W_out) ([eq-tc-output-size]), the numbers of
     ``torch.nn.functional.conv_transpose2d``.
 
-    For each group, ``y = 𝒞ᵀ x``: ``conv2d_backward`` of the convolution 𝒞 with
-    kernel ``w`` (read as OIHW, C_out/groups -> C_in/groups maps) and input size
+    ``y = 𝒞ᵀ x``: ``conv2d_backward`` of the grouped convolution 𝒞 with kernel
+    ``w`` (read as OIHW, C_out -> C_in maps, the same groups) and input size
     (H_out, W_out), given ``x`` as its deltas, returns ``y`` as its input
     gradient. (It also returns the weight gradient of a zero input, discarded.)
     Then the bias is added to every position.
     """
     t = _check(x, w, b, stride, padding, output_padding, dilation, groups)
     dtype = result_dtype(t.x, t.w) if t.b is None else result_dtype(t.x, t.w, t.b)
-    n, conv = t.x.shape[0], _conv_settings(t)
-    y = np.empty((n, t.c_out) + t.out_hw, dtype=dtype)
-    for ci, co in t.blocks():
-        w_g = t.w[ci]  # (C_in/g, C_out/g, K_h, K_w), the OIHW kernel of 𝒞
-        # the input of 𝒞: only its shape matters
-        conv_input = np.broadcast_to(np.zeros((), dtype), (n, w_g.shape[1]) + t.out_hw)
-        deltas = _as_conv_deltas(t.x[:, ci], t)
-        y[:, co] = conv2d_backward(deltas, conv_input, w_g, **conv)[0]
+    # w (C_in, C_out/groups, K_h, K_w) is the grouped OIHW kernel of 𝒞 (C_out -> C_in
+    # maps); the input of 𝒞 only gives its shape
+    shape = (t.x.shape[0], t.c_out) + t.out_hw
+    conv_input = np.broadcast_to(np.zeros((), dtype), shape)
+    deltas = _as_conv_deltas(t.x, t)
+    y = conv2d_backward(deltas, conv_input, t.w, **_conv_settings(t))[0]
     if t.b is not None:
         y += t.b[:, None, None]
     return y
@@ -192,12 +184,9 @@ def conv_transpose2d_backward(dy, x, w, *, stride=1, padding=0, output_padding=0
     dy = _check_dy(dy, t)
     dtype = result_dtype(dy, t.x, t.w)
     (h, wd), settings = t.x.shape[2:], _conv_settings(t)
-    dx = np.empty(t.x.shape, dtype=dtype)
-    dw = np.empty(t.w.shape, dtype=dtype)
-    for ci, co in t.blocks():
-        w_g, dy_g = t.w[ci], dy[:, co]
-        dx[:, ci] = conv2d_forward(dy_g, w_g, **settings)[:, :, :h, :wd]           # [eq-tc-dx]
-        dw[ci] = conv2d_backward(_as_conv_deltas(t.x[:, ci], t), dy_g, w_g, **settings)[1]  # [eq-tc-dw]
+    dx = conv2d_forward(dy, t.w, **settings)[:, :, :h, :wd]                     # [eq-tc-dx]
+    dw = conv2d_backward(_as_conv_deltas(t.x, t), dy, t.w, **settings)[1]        # [eq-tc-dw]
+    dx, dw = dx.astype(dtype, copy=False), dw.astype(dtype, copy=False)
     db = dy.sum(axis=(0, 2, 3)).astype(dtype, copy=False)                         # [eq-tc-db]
     return dx, dw, db
 
