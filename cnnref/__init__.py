@@ -36,7 +36,7 @@ Networks and training:
 
 Teaching-only code, in ``cnnref.teaching``: ``sourceforms`` (the sources' equations as printed),
 ``matlab_net`` (source 004's MATLAB-style network), ``bug_gallery`` (deliberately wrong backward
-passes), ``figures``. What the book's chapters use to check themselves is ``cnnref.book``
+passes), ``figures`` and one ``figures_*`` module a topic. What the book's chapters use to check themselves is ``cnnref.book``
 (``checks``, the jax oracle ``jaxref`` and its Part V companions ``jaxref_*``, the recorded
 benchmark, ``glue``).
 
@@ -58,7 +58,7 @@ from .batchnorm import (
     batchnorm2d_forward_loop,
     update_running_stats,
 )
-from .conv import conv2d_backward, conv2d_backward_loop, conv2d_forward, conv2d_forward_loop
+from .conv import col2im, conv2d_backward, conv2d_backward_loop, conv2d_forward, conv2d_forward_loop, im2col
 from .conv1d import conv1d_backward, conv1d_backward_loop, conv1d_forward, conv1d_forward_loop
 from .conv_transpose import (
     conv_transpose2d_backward,
@@ -108,7 +108,7 @@ __all__ = [
     "residual_block_backward", "residual_block_backward_loop", "residual_block_forward",
     "residual_block_forward_loop",
     "avgpool2d_backward", "avgpool2d_backward_loop", "avgpool2d_forward",
-    "conv2d_backward", "conv2d_backward_loop", "conv2d_forward", "conv2d_forward_loop",
+    "col2im", "conv2d_backward", "conv2d_backward_loop", "conv2d_forward", "conv2d_forward_loop", "im2col",
     "convolve2d", "convolve2d_loop", "correlate2d", "correlate2d_loop",
     "dense_backward", "dense_forward", "flatten", "unflatten",
     "gradcheck", "matlab",

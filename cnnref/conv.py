@@ -34,6 +34,11 @@ examples of the batch at a time, with one matrix product per group (a batched pr
 ``conv2d_backward_loop`` are the same sums written as loops, index for index,
 for the book and the tests on tiny inputs.
 
+The two steps that make the layer one matrix product are public as well: ``im2col``
+(the column matrix, without the forward's row of ones) and ``col2im`` (its adjoint, the
+scatter-add of the backward pass), for the book's matrix view ([eq-mv-forward],
+[eq-mv-backward]).
+
 The vectorised forms keep their temporaries in scratch buffers that are reused
 from call to call (``_workspace.py`` says why, and how much is kept);
 ``cnnref.conv.release_buffers()`` frees them.
@@ -44,8 +49,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ._validate import as_real_array, check_layer, check_shape, result_dtype
+from ._validate import as_pair, as_real_array, as_shape, check_layer, check_shape, result_dtype
 from ._workspace import release_buffers, workspace  # noqa: F401 (release_buffers: re-exported)
+from .sizes import output_size
 
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
@@ -133,6 +139,94 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0, dilation=1, groups=1):
         dwb_t = _weight_grad_by_examples(dz, x, w.shape, stride, padding, dilation, g, dtype)
     dw = np.ascontiguousarray(dwb_t[:, :-1].transpose(0, 2, 1)).reshape(w.shape)
     return dx, dw, dwb_t[:, -1].reshape(c_out)
+
+
+# --- im2col and col2im as functions of their own (book: "The matrix view") -----------------
+
+
+def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """The receptive fields as columns, one per output position ([eq-mv-im2col]).
+
+    x: (N, C_in, H, W); kernel_size: K or (K_h, K_w); stride, padding (zeros per
+    side), dilation: int or (h, w) pair, as for :func:`conv2d_forward`. Returns
+    cols: (N, C_in·K_h·K_w, H'·W') with
+
+        cols[n, (c, u, v), (i, j)] = x_pad[n, c, s_h i + d_h u, s_w j + d_w v]
+
+    rows in the order of ``w.reshape(C_out, -1)`` and columns in the order of
+    ``z[n, o].ravel()``, so that ``w.reshape(C_out, -1) @ cols[n]`` plus ``b[:, None]``
+    is ``conv2d_forward(x, w, b)[n]`` as a (C_out, H'·W') matrix ([eq-mv-forward]).
+    It runs the steps of conv2d_forward (``_pad_into``, ``_im2col``) and drops the
+    row of ones that carries the bias there.
+    """
+    x = as_real_array(x, "x", ndim=4)
+    if x.size == 0:
+        raise ValueError(f"x must not be empty, got shape {x.shape}")
+    n, c, h, w = x.shape
+    (kh, kw), stride, padding, dilation, (ho, wo) = _window(
+        (h, w), kernel_size, stride, padding, dilation
+    )
+    dtype = result_dtype(x)
+    cols = np.empty((n, c * kh * kw, ho * wo), dtype=dtype)
+    with workspace() as ws:
+        for sl in ws.batches(n, (c * kh * kw + 1) * ho * wo * dtype.itemsize):
+            xp = _pad_into(ws, x[sl], padding, dtype)
+            with_ones = _im2col(ws, xp, (kh, kw), stride, dilation, (ho, wo))
+            cols[sl] = with_ones[:, 0, :-1]  # group 0 of 1, without the row of ones
+    return cols
+
+
+def col2im(cols, input_shape, kernel_size, *, stride=1, padding=0, dilation=1):
+    """Each column entry added back where :func:`im2col` read it ([eq-mv-col2im]).
+
+    cols: (N, C_in·K_h·K_w, H'·W'); input_shape: (N, C_in, H, W), the shape of the
+    ``x`` that :func:`im2col` read; kernel_size, stride, padding and dilation as
+    there, with (H', W') the output size they give. Returns (N, C_in, H, W):
+
+        out_pad[n, c, s_h i + d_h u, s_w j + d_w v] += cols[n, (c, u, v), (i, j)]
+
+    summed over all (c, u, v) and (i, j), overlapping windows accumulating, and
+    ``out`` is ``out_pad`` without the padding. For every x and cols of these
+    shapes, ⟨im2col(x), cols⟩ = ⟨x, col2im(cols)⟩ ([eq-mv-adjoint]), and
+    ``col2im(w_mat.T @ dz_mat)`` is conv2d_backward's ``dx`` ([eq-mv-backward]).
+    It is conv2d_backward's own col2im: the columns are laid out on that
+    function's planes (``_Planes``, the outputs on rows of W_s, zero in the
+    columns that are not outputs), and ``_Planes.col2im`` adds each tap's block
+    back in one contiguous ``+=``.
+    """
+    cols = as_real_array(cols, "cols", ndim=3)
+    why = "N, C_in, H, W of the input that im2col read"
+    n, c, h, w = as_shape(input_shape, "input_shape", ndim=4, minimum=1, why=why)
+    (kh, kw), stride, padding, dilation, (ho, wo) = _window(
+        (h, w), kernel_size, stride, padding, dilation
+    )
+    why = f"N, C_in·K_h·K_w, H'·W' for input_shape {(n, c, h, w)} and these settings"
+    check_shape(cols, (n, c * kh * kw, ho * wo), "cols", why)
+    dtype = result_dtype(cols)
+    x_shape, taps = (n, c, h, w), kh * kw
+    grid = _Planes(x_shape, (1, c, kh, kw), stride, padding, dilation, (ho, wo))
+    by_tap = cols.reshape(n, c, taps, ho, wo).transpose(2, 0, 1, 3, 4)
+    out = np.empty(x_shape, dtype=dtype)
+    with workspace() as ws:
+        for sl in ws.batches(n, grid.bytes_per_example * dtype.itemsize):
+            shape = (taps, sl.stop - sl.start, c, grid.plane)
+            dcols = ws.zeros("conv.col2im_in", shape, dtype, layout=grid.key)
+            rows = dcols[..., : grid.q].reshape(shape[:3] + (ho, grid.w_s))
+            rows[..., :wo] = by_tap[:, sl]  # the columns j >= W' stay zero
+            grid.col2im(ws, dcols, out=out[sl])
+    return out
+
+
+def _window(hw, kernel_size, stride, padding, dilation):
+    """``((K_h, K_w), stride, padding, dilation, (H', W'))`` of a window on an H×W map."""
+    kernel = as_pair(kernel_size, "kernel_size", 1)
+    stride = as_pair(stride, "stride", 1)
+    padding = as_pair(padding, "padding", 0)
+    dilation = as_pair(dilation, "dilation", 1)
+    out_hw = tuple(
+        output_size(hw[a], kernel[a], stride[a], padding[a], dilation[a]) for a in (0, 1)
+    )
+    return kernel, stride, padding, dilation, out_hw
 
 
 # --- the steps: pad, im2col, col2im ----------------------------------------------------------

@@ -218,11 +218,14 @@ def forward(params, x, *, loss: str = "ce", padding=1, pool=2):
     return (s_out if loss == "ce" else act.sigmoid(s_out)), cache
 
 
-def backward(params, cache, dout) -> dict[str, np.ndarray]:
+def backward(params, cache, dout, *, trace=None) -> dict[str, np.ndarray]:
     """Gradients of the loss for every parameter, given ``dout = ∂E/∂out`` (N, n_out).
 
     ``out`` and ``cache`` are what :func:`forward` returned. Returns a dict with the keys and
-    shapes of ``params``.
+    shapes of ``params``. ``trace``: None, or a dict that receives every intermediate gradient
+    on the way down, each with the shape of the tensor it differentiates: ``"dE/ds"``,
+    ``"dE/df"``, then from stage S down to 1 ``"dE/dp{s}"``, ``"dE/da{s}"``, ``"dE/dz{s}"``
+    (the delta), and ``"dE/dx"``.
     """
     p = check_params(params)
     S = stages(p)
@@ -235,15 +238,21 @@ def backward(params, cache, dout) -> dict[str, np.ndarray]:
     dout = as_real_array(dout, "dout", ndim=2)
     if dout.shape != cache["s"].shape:
         raise ValueError(f"dout must have the shape of the network output {cache['s'].shape}, got {dout.shape}")
+    if trace is not None and not isinstance(trace, dict):
+        raise TypeError(f"trace must be None or a dict, got {type(trace).__name__}")
+    seen = trace if trace is not None else {}
     ds = dout if loss == "ce" else dout * act.sigmoid_prime(cache["s"])   # through o = σ(s)
     df, dW, dc = dense_backward(ds, cache["f"], p["W"])                    # [eq-dense-backward]
+    seen["dE/ds"], seen["dE/df"] = ds, df
     grads = {"W": dW, "c": dc}
     dh = unflatten(df, cache[f"p{S}"].shape)
     for s in range(S, 0, -1):
         da = pool_back(dh, cache[f"a{s}"], pool[s - 1])                     # pooling backward
         dz = da * phi_prime(cache[f"z{s}"])                                 # δ^s = ∂E/∂a^s ⊙ φ'(z^s)
+        seen[f"dE/dp{s}"], seen[f"dE/da{s}"], seen[f"dE/dz{s}"] = dh, da, dz
         below = cache["x"] if s == 1 else cache[f"p{s - 1}"]
         dh, grads[f"w{s}"], grads[f"b{s}"] = conv2d_backward(dz, below, p[f"w{s}"], padding=pad[s - 1])
+    seen["dE/dx"] = dh
     return {k: grads[k] for k in param_names(S)}
 
 

@@ -16,11 +16,13 @@ from hypothesis import strategies as st
 
 from cnnref.book import jaxref as jr
 from cnnref import (
+    col2im,
     conv2d_backward,
     conv2d_backward_loop,
     conv2d_forward,
     conv2d_forward_loop,
     correlate2d,
+    im2col,
     output_size,
 )
 from cnnref.gradcheck import adjoint_test, numerical_gradient, relative_error
@@ -476,6 +478,125 @@ def test_property_examples_include_non_divisible_remainders():
 
     found = find(conv_configs(), lambda cfg: remainder(cfg) != 0, settings=HYPOTHESIS)
     assert remainder(found) != 0
+
+
+# --- im2col and col2im: the layer as matrix products (book: "The matrix view") ----------------
+
+
+def _window_settings(cfg):
+    return {k: cfg[k] for k in ("stride", "padding", "dilation")}
+
+
+@settings(HYPOTHESIS, max_examples=30)
+@given(cfg=conv_configs(), seed=st.integers(0, 2**16))
+def test_im2col_times_kernel_matrix_is_the_forward(cfg, seed):
+    x, w, b, _ = _problem(x_shape=cfg["x_shape"], w_shape=cfg["w_shape"], seed=seed, **_window_settings(cfg))
+    kw = _window_settings(cfg)
+    cols = im2col(x, cfg["w_shape"][2:], **kw)
+    n, c_out = x.shape[0], w.shape[0]
+    z = conv2d_forward(x, w, b, **kw)
+    assert cols.shape == (n, w[0].size, z.shape[2] * z.shape[3])
+    z_mat = w.reshape(c_out, -1) @ cols + b[:, None]  # [eq-mv-forward]
+    assert_close(z_mat.reshape(z.shape), z)
+
+
+@settings(HYPOTHESIS, max_examples=30)
+@given(cfg=conv_configs(), seed=st.integers(0, 2**16))
+def test_backward_is_two_transposed_products(cfg, seed):
+    kw = _window_settings(cfg)
+    x, w, _, dz = _problem(x_shape=cfg["x_shape"], w_shape=cfg["w_shape"], seed=seed, **kw)
+    n, c_out = x.shape[0], w.shape[0]
+    cols = im2col(x, w.shape[2:], **kw)
+    w_mat, dz_mat = w.reshape(c_out, -1), dz.reshape(n, c_out, -1)
+    dw_mat = sum(dz_mat[k] @ cols[k].T for k in range(n))  # [eq-mv-backward]
+    dx = col2im(w_mat.T @ dz_mat, x.shape, w.shape[2:], **kw)
+    dx_ref, dw_ref, db_ref = conv2d_backward(dz, x, w, **kw)
+    assert_close(dw_mat.reshape(w.shape), dw_ref)
+    assert_close(dx, dx_ref)
+    assert_close(dz_mat.sum(axis=(0, 2)), db_ref)  # the row of ones
+
+
+@settings(HYPOTHESIS, max_examples=30)
+@given(cfg=conv_configs(), seed=st.integers(0, 2**16))
+def test_col2im_is_the_adjoint_of_im2col(cfg, seed):
+    kw = _window_settings(cfg)
+    (n, c, h, w_), (_, _, kh, kw_) = cfg["x_shape"], cfg["w_shape"]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w_))
+    cols = rng.standard_normal(im2col(x, (kh, kw_), **kw).shape)
+    lhs = np.vdot(im2col(x, (kh, kw_), **kw), cols)
+    rhs = np.vdot(x, col2im(cols, x.shape, (kh, kw_), **kw))
+    assert abs(lhs - rhs) <= 1e-12 * max(abs(lhs), abs(rhs), 1.0)  # [eq-mv-adjoint]
+    err = adjoint_test(lambda v: im2col(v, (kh, kw_), **kw),
+                       lambda u: col2im(u, x.shape, (kh, kw_), **kw), x.shape, cols.shape, rng=rng)
+    assert err < 1e-12
+
+
+def test_im2col_hand_worked_entries_and_col2im_overlap_counts():
+    x = np.arange(1.0, 17.0).reshape(1, 1, 4, 4)
+    cols = im2col(x, 2, stride=2, padding=1)
+    # column (i, j) = (1, 1) reads x_pad[2:4, 2:4] = x[1:3, 1:3]
+    assert np.array_equal(cols[0, :, 4], [6.0, 7.0, 10.0, 11.0])
+    # column (0, 0) reads the padded corner: three zeros and x[0, 0]
+    assert np.array_equal(cols[0, :, 0], [0.0, 0.0, 0.0, 1.0])
+    counts = col2im(np.ones((1, 9, 4)), (1, 1, 4, 4), 3)  # 3x3 windows, stride 1, on 4x4
+    assert np.array_equal(counts[0, 0], [[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]])
+    # stride 2 with a 1x1 kernel reads every second row and column: the rest gets exactly 0
+    sparse = col2im(np.ones((1, 1, 4)), (1, 1, 4, 4), 1, stride=2)
+    assert sparse[0, 0].tolist() == [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def test_im2col_and_col2im_keep_float32_and_return_fresh_arrays():
+    x = np.random.default_rng(8).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    a, b = im2col(x, 3, padding=1), im2col(x, 3, padding=1)
+    assert a.dtype == np.float32 and a is not b and not np.shares_memory(a, b)
+    back = col2im(a, x.shape, 3, padding=1)
+    assert back.dtype == np.float32 and back.shape == x.shape
+    assert im2col(x.astype(int), 3).dtype == np.float64
+
+
+def test_im2col_and_col2im_over_several_pieces_of_the_batch():
+    # 64 examples of (8, 16, 16) with 3x3 kernels fill several scratch pieces of ~1 MiB each:
+    # the pieces must be stitched together exactly as example-by-example calls give them.
+    x = np.random.default_rng(9).standard_normal((64, 8, 16, 16))
+    cols = im2col(x, 3, stride=2, padding=1)
+    assert np.array_equal(cols[37], im2col(x[37:38], 3, stride=2, padding=1)[0])
+    back = col2im(cols, x.shape, 3, stride=2, padding=1)
+    assert np.array_equal(back[63], col2im(cols[63:], (1,) + x.shape[1:], 3, stride=2, padding=1)[0])
+    w = np.random.default_rng(10).standard_normal((5, 8, 3, 3))
+    assert_close(w.reshape(5, -1) @ cols, conv2d_forward(x, w, stride=2, padding=1).reshape(64, 5, -1))
+
+
+def test_col2im_propagates_nan_only_where_it_is_added():
+    cols = np.zeros((1, 4, 9))
+    cols[0, 0, 0] = np.nan  # tap (0, 0) of window (0, 0) reads x[0, 0]
+    out = col2im(cols, (1, 1, 4, 4), 2)
+    assert np.isnan(out[0, 0, 0, 0]) and np.isnan(out).sum() == 1
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: im2col(np.ones((2, 3, 4)), 2), ValueError, r"^x must be a 4-D array, got 3-D"),
+    (lambda: im2col(np.ones((0, 1, 4, 4)), 2), ValueError, r"^x must not be empty"),
+    (lambda: im2col(np.ones((1, 1, 4, 4)), (2, 2, 2)), ValueError, r"^kernel_size must be an int or a pair"),
+    (lambda: im2col(np.ones((1, 1, 4, 4)), 2.0), TypeError, r"^kernel_size must be an int or a pair of ints"),
+    (lambda: im2col(np.ones((1, 1, 4, 4)), 0), ValueError, r"^kernel_size must be positive"),
+    (lambda: im2col(np.ones((1, 1, 4, 4)), 5), ValueError, r"the dilated kernel spans 5"),
+    (lambda: im2col(np.ones((1, 1, 4, 4)), 2, stride=0), ValueError, r"^stride must be positive"),
+    (lambda: im2col(np.ones((1, 1, 4, 4)), 2, padding=-1), ValueError, r"^padding must be non-negative"),
+    (lambda: im2col(np.ones((1, 1, 4, 4)), 2, dilation=(1, 0)), ValueError, r"^dilation must be positive"),
+    (lambda: col2im(np.ones((1, 4, 9)), (1, 1, 4), 2), ValueError,
+     r"^input_shape must be a sequence of 4 ints \(N, C_in, H, W of the input"),
+    (lambda: col2im(np.ones((1, 4, 9)), (1, 1, 4, 0), 2), ValueError, r"^input_shape must have entries >= 1"),
+    (lambda: col2im(np.ones((1, 4, 9)), (1, 1, 4, 4.0), 2), TypeError, r"^input_shape must be a sequence of 4 ints"),
+    (lambda: col2im(np.ones((4, 9)), (1, 1, 4, 4), 2), ValueError, r"^cols must be a 3-D array, got 2-D"),
+    (lambda: col2im(np.ones((1, 4, 8)), (1, 1, 4, 4), 2), ValueError,
+     r"^cols must have shape \(1, 4, 9\) \(N, C_in·K_h·K_w, H'·W' for input_shape \(1, 1, 4, 4\)"),
+    (lambda: col2im(np.ones((1, 9, 4)), (1, 1, 4, 4), 2), ValueError, r"^cols must have shape \(1, 4, 9\)"),
+    (lambda: col2im(np.ones((1, 4, 9)), (1, 1, 4, 4), 2, stride=2), ValueError, r"^cols must have shape \(1, 4, 4\)"),
+], ids=lambda v: None if callable(v) or isinstance(v, type) else v[:40])
+def test_im2col_and_col2im_reject_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
 
 
 # --- the jax reference itself, and the optional torch cross-check ------------------------------

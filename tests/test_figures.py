@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import matplotlib
+from figure_helpers import close_figures, texts  # noqa: F401 (close_figures: autouse)
 
-matplotlib.use("Agg")  # tests draw off-screen
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import scipy.signal
+from helpers import conv_read_mask
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import scipy.signal  # noqa: E402
-from helpers import conv_read_mask  # noqa: E402
-
-from cnnref.teaching import figures  # noqa: E402
+from cnnref.teaching import figures
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def _texts(ax):
-    return [t.get_text() for t in ax.texts]
 
 
 def test_annotated_grid_writes_every_value_and_marks_undefined():
@@ -30,7 +20,7 @@ def test_annotated_grid_writes_every_value_and_marks_undefined():
     vals = np.array([[1.0, np.nan], [3.5, -2.0]])
     labels = figures.annotated_grid(ax, vals, highlight=(0, 1, 1, 1))
     assert labels == ["1", "?", "3.5", "-2"]
-    assert _texts(ax) == labels
+    assert texts(ax) == labels
     (rect,) = ax.patches
     assert rect.get_xy() == (0.5, -0.5) and rect.get_width() == 1 and rect.get_height() == 1
 
@@ -44,7 +34,7 @@ def test_sliding_window_figure_shows_scipy_output_and_the_window(kind, ref):
     assert np.array_equal(out, expected)
     assert np.array_equal(laid, kernel if kind == "correlation" else kernel[::-1, ::-1])
     # the output panel writes the numbers of the valid result
-    assert _texts(fig.axes[2]) == [f"{v:g}" for v in expected.ravel()]
+    assert texts(fig.axes[2]) == [f"{v:g}" for v in expected.ravel()]
     # the window outlined on the image starts at (row 1, column 2) and has the kernel's size
     (rect,) = fig.axes[0].patches
     assert rect.get_xy() == (1.5, 0.5) and (rect.get_height(), rect.get_width()) == (2, 2)
@@ -56,13 +46,13 @@ def test_flip_figure_rotates():
     k = np.arange(6.0).reshape(2, 3)
     fig, rot = figures.flip_figure(k)
     assert np.array_equal(rot, np.array([[5.0, 4.0, 3.0], [2.0, 1.0, 0.0]]))
-    assert _texts(fig.axes[1]) == ["5", "4", "3", "2", "1", "0"]
+    assert texts(fig.axes[1]) == ["5", "4", "3", "2", "1", "0"]
 
 
 def test_boundary_figure_marks_undefined_pixels():
     image = np.ones((4, 5))
     fig, v, ell = figures.boundary_figure(image, np.ones((2, 3)))
-    assert _texts(fig.axes[0]).count("?") == int(np.isnan(v).sum()) == 4 * 5 - 3 * 3
+    assert texts(fig.axes[0]).count("?") == int(np.isnan(v).sum()) == 4 * 5 - 3 * 3
     assert np.isnan(v[0]).all() and np.isnan(v[:, :2]).all() and not np.isnan(v[1:, 2:]).any()
     assert np.isnan(ell[-1]).all() and np.isnan(ell[:, -2:]).all() and not np.isnan(ell[:3, :3]).any()
 
@@ -81,7 +71,7 @@ def test_read_matrix_matches_explicit_enumeration(n, k, s, p, d):
 
 def test_coverage_figure_marks_unread_positions():
     fig, M = figures.coverage_figure(8, 2, 3)  # reads 0,1 3,4 6,7 -> never reads 2 and 5
-    marks = [t for t in _texts(fig.axes[0]) if t == "×"]
+    marks = [t for t in texts(fig.axes[0]) if t == "×"]
     assert len(marks) == 2 == int((~M.any(axis=0)).sum())
 
 

@@ -442,6 +442,28 @@ def test_backward_checks_the_cache():
         nw.backward(p3, cache, dout)
 
 
+def test_backward_trace_keeps_every_intermediate_gradient():
+    p = nw.init_params(IMAGE_SHAPE)
+    x, y = _batch(3)
+    out, cache = nw.forward(p, x)
+    dout = nw.loss_grad(out, y)
+    trace = {}
+    grads = nw.backward(p, cache, dout, trace=trace)
+    for k, v in nw.backward(p, cache, dout).items():  # the trace changes nothing
+        assert np.array_equal(grads[k], v)
+    S = nw.stages(p)
+    wanted = {"dE/ds": "s", "dE/df": "f", "dE/dx": "x"}
+    wanted.update({f"dE/d{t}{s}": f"{t}{s}" for s in range(1, S + 1) for t in "paz"})
+    assert set(trace) == set(wanted)
+    for key, tensor in wanted.items():
+        assert trace[key].shape == cache[tensor].shape, key
+    # the delta of the last stage is the pooled gradient times phi'(z)
+    relu_prime = (cache[f"z{S}"] > 0).astype(float)
+    assert np.array_equal(trace[f"dE/dz{S}"], trace[f"dE/da{S}"] * relu_prime)
+    with pytest.raises(TypeError, match="trace must be None or a dict, got list"):
+        nw.backward(p, cache, dout, trace=[])
+
+
 @pytest.mark.parametrize("kw, exc, match", [
     (dict(seed=-1), ValueError, "seed must be a non-negative int, got -1"),
     (dict(seed=0.5), TypeError, "seed must be an int"),

@@ -81,6 +81,8 @@ BAD_DTYPES = {
 DTYPE_TARGETS = [
     *[(f, (X, W, B), i, n) for f in CONV_FWD for i, n in ((0, "x"), (1, "w"), (2, "b"))],
     *[(f, (DZ, X, W), i, n) for f in CONV_BWD for i, n in ((0, "dz"), (1, "x"), (2, "w"))],
+    (cnnref.im2col, (X, 2), 0, "x"),
+    (cnnref.col2im, (np.ones((2, 12, 20)), X.shape, 2), 0, "cols"),  # im2col(X, 2) has this shape
     *[(f, (XP, 2), 0, "x") for f in POOL_FWD],
     *[(f, (DYP, XP, 2), i, n) for f in POOL_BWD for i, n in ((0, "dy"), (1, "x"))],
     *[(f, (X,), 0, "z") for f in ACTIVATIONS],

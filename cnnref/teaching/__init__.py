@@ -6,5 +6,13 @@
   form, maps as lists, column-major flatten).
 - :mod:`~cnnref.teaching.bug_gallery`: deliberately wrong backward passes, one classic mistake each,
   for the gradient checks to catch.
-- :mod:`~cnnref.teaching.figures`: the book's figures, drawn from ``cnnref`` results.
+- :mod:`~cnnref.teaching.figures`: the figures of Part I (windows, flips, borders, coverage),
+  drawn from ``cnnref`` results, and the grid drawing the other figure modules share.
+- one figure module a topic, each drawn from ``cnnref`` results:
+  :mod:`~cnnref.teaching.figures_locality` (banded shared matrix, receptive fields),
+  :mod:`~cnnref.teaching.figures_layers` (the layer's tensors, zero insertion, pooling routes),
+  :mod:`~cnnref.teaching.figures_weight_grad` (the input read through the deltas),
+  :mod:`~cnnref.teaching.figures_deltas` (the full convolution with the flipped kernel),
+  :mod:`~cnnref.teaching.figures_matrix` (the layer's matrix and its transpose, im2col/col2im),
+  :mod:`~cnnref.teaching.figures_network` (the gradient flow through a whole network).
 """
