@@ -35,7 +35,7 @@ define timed
 	  exit $$rc
 endef
 
-.PHONY: venv warm book test unit nbval standalone browser notebooks notebook format lab bench lock clean distclean
+.PHONY: venv warm book test unit nbval standalone browser notebooks notebook assignments grade format lab bench lock clean distclean
 
 $(STAMP): requirements.txt requirements-runtime.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(PYTHON_MIN)".split("."))))' 2>/dev/null || { \
@@ -61,7 +61,7 @@ book: $(STAMP) warm
 # Unit tests of cnnref and the equation-ledger checks. The checks that read the five source
 # documents run only where CNNBOOK_SOURCES names their folder (.ci/run sets it).
 unit: $(STAMP)
-	$(PYTEST) -n 2 -m "not browser and not standalone" --ignore=tests/test_notebooks.py tests
+	$(PYTEST) -n 2 -m "not browser and not standalone and not assignments" --ignore=tests/test_notebooks.py tests
 
 # The pairing/outputs checks of book/X.md <-> notebooks/X.ipynb and strict nbval on every
 # notebook, in one run (so zero notebooks is not "no tests collected"); a notebook's cells stay on
@@ -87,6 +87,7 @@ test: $(STAMP) warm
 	$(call timed,unit tests + ledger checks,$(MAKE) --no-print-directory unit)
 	$(call timed,notebook pairs + strict nbval,$(MAKE) --no-print-directory nbval)
 	$(call timed,notebooks alone in a fresh env,$(MAKE) --no-print-directory standalone)
+	$(call timed,assignments graded,$(MAKE) --no-print-directory grade)
 	$(call timed,strict book build,$(MAKE) --no-print-directory book)
 	$(call timed,browser check,$(MAKE) --no-print-directory browser)
 	@echo "==> stage wall times"; cat $(TIMES)
@@ -94,6 +95,19 @@ test: $(STAMP) warm
 # Re-pair every chapter book/X.md -> notebooks/X.ipynb and execute it in place, with outputs.
 notebooks: $(STAMP) warm
 	@for nb in $(CHAPTERS); do $(MAKE) --no-print-directory notebook NB=$$nb || exit 1; done
+
+# Learner notebooks from every chapter that has solution cells (docs/assignments.md): solutions
+# replaced by stubs, exercise solutions removed, outputs cleared. Written to _build/assignments/
+# and copied to assignments/, which is committed: Colab and Binder open it from the repository
+# and the book links it. Grade them with `python -m cnnref.grade _build/assignments`.
+assignments: $(STAMP)
+	$(BIN)/python book/_ext/make_assignments.py --out _build/assignments
+	rm -rf assignments && mkdir assignments && cp _build/assignments/*.ipynb assignments/
+
+# The assignments graded: every stub fails every graded check, the solutions put back pass them
+# all, every planted mistake (tests/assignment_plants.py) fails exactly the checks meant for it.
+grade: $(STAMP) warm
+	$(PYTEST) -n 2 -m assignments tests/test_assignment_chapters.py
 
 # The chapters' code cells through ruff format (88 columns); tests/test_chapter_format.py checks them.
 format: $(STAMP)

@@ -34,6 +34,9 @@ Networks and training:
   ``modern``: a small network of Part V's layers (batch norm, a residual block, a depthwise-separable
   convolution, global average pooling) with its hand-assembled backward pass.
 
+Assignments: ``grade``: runs learner notebooks and reports their graded checks
+(``python -m cnnref.grade``).
+
 Teaching-only code, in ``cnnref.teaching``: ``sourceforms`` (the sources' equations as printed),
 ``matlab_net`` (source 004's MATLAB-style network), ``bug_gallery`` (deliberately wrong backward
 passes), ``figures`` and one ``figures_*`` module a topic. What the book's chapters use to check themselves is ``cnnref.book``

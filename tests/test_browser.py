@@ -342,16 +342,23 @@ def test_launch_buttons_open_the_paired_notebook(site):
     for page, notebook in _chapter_pages():
         if page not in site:
             continue  # not in the toc; test_notebooks.py reports that
-        launch = [h for h in site[page].links if "mybinder.org" in h or "colab.research.google.com" in h]
-        bad = [h for h in launch if not h.endswith("/" + notebook)]
-        kinds = {"binder" if "mybinder" in h else "colab" for h in launch}
-        if kinds != {"binder", "colab"}:
-            bad.append(f"expected a Binder and a Colab button, found {sorted(kinds)}")
-        # both name the repository of _config.yml (the one the install cells install from);
-        # Binder opens JupyterLab
-        bad += [f"not the configured repository {repo_path}: {h}" for h in launch if repo_path not in unquote(h)]
-        bad += [f"Binder does not open JupyterLab: {h}" for h in launch
-                if "mybinder" in h and f"urlpath=lab/tree/{notebook}" not in unquote(h)]
+        links = [h for h in site[page].links if "mybinder.org" in h or "colab.research.google.com" in h]
+        # the chapter's launch buttons, and (assignment_links.py) its assignment's links
+        assignment = "assignments/" + notebook.removeprefix("notebooks/")
+        has_assignment = (ROOT / assignment).exists()
+        bad = []
+        for target, launch, wanted in ((notebook, [h for h in links if "/assignments/" not in h], True),
+                                       (assignment, [h for h in links if "/assignments/" in h], has_assignment)):
+            bad += [h for h in launch if not h.endswith("/" + target)]
+            kinds = {"binder" if "mybinder" in h else "colab" for h in launch}
+            if kinds != ({"binder", "colab"} if wanted else set()):
+                bad.append(f"expected a Binder and a Colab link to {target}, found {sorted(kinds)}"
+                           if wanted else f"links to {target}, which does not exist")
+            # both name the repository of _config.yml (the one the install cells install from);
+            # Binder opens JupyterLab
+            bad += [f"not the configured repository {repo_path}: {h}" for h in launch if repo_path not in unquote(h)]
+            bad += [f"Binder does not open JupyterLab: {h}" for h in launch
+                    if "mybinder" in h and f"urlpath=lab/tree/{target}" not in unquote(h)]
         problems[page] = bad
     _fail_if(problems, "launch buttons that do not open notebooks/X.ipynb")
 
