@@ -231,6 +231,14 @@ def test_reference_errors_detects(mini_repo, kw, message):
     assert len(errors) == 1 and message in errors[0], errors
 
 
+def test_reference_errors_detects_a_label_outside_the_entrys_chapter(mini_repo):
+    (mini_repo / "book" / "other.md").write_text("# Another chapter\n", encoding="utf-8")
+    e = entry(verdict="correct", label="eq-ok", function="cnnref.correlate2d", tests=["tests/test_x.py::test_a"])
+    assert L.reference_errors([dict(e, chapter="book/ch.md")], mini_repo / "book", mini_repo) == []
+    errors = L.reference_errors([dict(e, chapter="book/other.md")], mini_repo / "book", mini_repo)
+    assert errors == ["S000-E01: label 'eq-ok' is not in its chapter book/other.md"], errors
+
+
 def test_pending_count():
     assert L.pending_count([entry(), entry(verdict="correct"), entry()]) == (2, 3)
 

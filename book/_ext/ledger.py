@@ -254,6 +254,16 @@ def reference_errors(entries, book_dir: Path | str = BOOK_DIR, root: Path | str 
                           f"or a target `(label)=` in the book's pages (_toc.yml)")
         if e.get("evidence") and e["evidence"] not in targets | equations:
             errors.append(f"{where}: evidence target {e['evidence']!r} is not a target `(label)=` in the book's pages")
+        chapter = root / e["chapter"] if e.get("chapter") else None
+        if chapter is not None and chapter.exists():  # the chapter named holds what the entry cites
+            if chapter not in cache:
+                text = chapter.read_text(encoding="utf-8")
+                cache[chapter] = (set(_EQ_LABEL_RE.findall(text)) | set(_TARGET_RE.findall(text))
+                                  | {m.group(2) for m in _MATH_DIRECTIVE_LABEL_RE.finditer(text)})
+            here = cache[chapter]
+            for kind in ("label", "evidence"):
+                if e.get(kind) and e[kind] in equations | targets and e[kind] not in here:
+                    errors.append(f"{where}: {kind} {e[kind]!r} is not in its chapter {e['chapter']}")
         try:
             obj = resolve_function(e["function"])
             if not callable(obj):
