@@ -70,6 +70,29 @@ LAYER_SHAPES = [
 ]
 
 
+def assert_layer_gradients_match_central_differences(forward, backward, dz, x, w, b, eps, rtol, **settings):
+    """``backward(dz, x, w)`` = (dx, dw, db) against central differences of E = <dz, forward(x, w, b)>.
+
+    E is linear in each of x, w and b, so a central difference with a step ``eps`` of any size
+    is exact up to rounding; ``rtol`` bounds the relative error of each of the three gradients.
+    """
+    from cnnref.gradcheck import numerical_gradient, relative_error
+
+    def energy(x_, w_, b_):
+        return float(np.sum(dz * forward(x_, w_, b_, **settings)))
+
+    dx, dw, db = backward(dz, x, w, **settings)
+    assert relative_error(dx, numerical_gradient(lambda t: energy(t, w, b), x, eps)) < rtol
+    assert relative_error(dw, numerical_gradient(lambda t: energy(x, t, b), w, eps)) < rtol
+    assert relative_error(db, numerical_gradient(lambda t: energy(x, w, t), b, eps)) < rtol
+
+
+def stride_remainder(cfg) -> int:
+    """Input rows the last window of a ``conv_configs`` draw leaves unread: (H + 2P − d(K−1) − 1) mod s."""
+    (sh, _), (ph, _), (dh, _) = (as_pair(cfg[k]) for k in ("stride", "padding", "dilation"))
+    return (cfg["x_shape"][2] + 2 * ph - dh * (cfg["w_shape"][2] - 1) - 1) % sh
+
+
 def layer_problem(c_in, c_out, h, w, kh, kw, seed=0):
     """Random input maps a (C_in, H, W), kernels w_book (C_out, C_in, K_h, K_w) and deltas of the valid output."""
     rng = np.random.default_rng(seed)

@@ -30,6 +30,7 @@ COMMITTED = ROOT / "assignments"
 ASSIGNMENTS = {p.stem: ma.make_assignment(p) for p in chapter_paths()}
 ASSIGNMENTS = {k: nb for k, nb in ASSIGNMENTS.items() if nb is not None}
 NAMES = sorted(ASSIGNMENTS)
+SOLUTIONS = {name: ma.solutions(ROOT / "book" / f"{name}.md") for name in NAMES}
 TIMEOUT = 300  # seconds per cell; a chapter's slowest cell takes a few
 
 
@@ -65,7 +66,7 @@ def _planted_body(plant, solution: str) -> str:
 def test_every_plant_names_a_solution_and_real_checks(plant):
     name = plant["chapter"]
     assert name in ASSIGNMENTS, f"{name} has no assignment"
-    bodies = ma.solutions(ROOT / "book" / f"{name}.md")
+    bodies = SOLUTIONS[name]
     assert plant["function"] in bodies
     wrong = _planted_body(plant, bodies[plant["function"]])
     assert wrong.strip() != bodies[plant["function"]].strip(), "the plant changes nothing"
@@ -96,7 +97,7 @@ def test_no_committed_assignment_without_its_chapter():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_no_solution_survives(name):
-    nb, bodies = ASSIGNMENTS[name], ma.solutions(ROOT / "book" / f"{name}.md")
+    nb, bodies = ASSIGNMENTS[name], SOLUTIONS[name]
     code = "\n".join(_code(nb))
     assert ma.BEGIN not in code and ma.END not in code
     stubs = [s for s in _code(nb) if "raise NotImplementedError(" in s]
@@ -127,7 +128,7 @@ def test_the_unmodified_assignment_fails_every_check(name, tmp_path):
 @pytest.mark.assignments
 @pytest.mark.parametrize("name", NAMES)
 def test_the_solutions_put_back_pass_every_check(name, tmp_path):
-    solved = ma.fill(ASSIGNMENTS[name], ma.solutions(ROOT / "book" / f"{name}.md"))
+    solved = ma.fill(ASSIGNMENTS[name], SOLUTIONS[name])
     rows = _grade(solved, tmp_path, name)
     failed = {r.check: r.message for r in rows.values() if r.status != "PASS"}
     assert not failed, f"{name}: {failed}"
@@ -137,7 +138,7 @@ def test_the_solutions_put_back_pass_every_check(name, tmp_path):
 @pytest.mark.parametrize("plant", PLANTS, ids=lambda p: f"{p['chapter']}:{p['what']}")
 def test_a_planted_mistake_fails_exactly_its_checks(plant, tmp_path):
     name = plant["chapter"]
-    bodies = dict(ma.solutions(ROOT / "book" / f"{name}.md"))
+    bodies = dict(SOLUTIONS[name])
     bodies[plant["function"]] = _planted_body(plant, bodies[plant["function"]])
     rows = _grade(ma.fill(ASSIGNMENTS[name], bodies), tmp_path, name)
     failed = sorted(r.check for r in rows.values() if r.status != "PASS")

@@ -25,8 +25,8 @@ from cnnref import (
     im2col,
     output_size,
 )
-from cnnref.gradcheck import adjoint_test, numerical_gradient, relative_error
-from helpers import HYPOTHESIS, HYPOTHESIS_JAX, RTOL32, RTOL64, as_pair, assert_close, conv_configs, conv_read_mask
+from cnnref.gradcheck import adjoint_test
+from helpers import HYPOTHESIS, HYPOTHESIS_JAX, RTOL32, RTOL64, as_pair, assert_close, assert_layer_gradients_match_central_differences, conv_configs, conv_read_mask, stride_remainder
 
 # Settings as ints and as (h, w) pairs. x is (2, 3, 7, 8), w is (4, 3, 3, 2): non-square
 # everywhere. The comment gives (H + 2P - d(K-1) - 1) mod s per axis; a non-zero
@@ -173,14 +173,9 @@ CENTRAL_RTOL = 1e-10
 @pytest.mark.parametrize("settings", [SETTINGS[0], SETTINGS[5], SETTINGS[6], SETTINGS[9]])
 def test_backward_matches_central_differences(settings):
     x, w, b, dz = _problem(x_shape=(2, 2, 6, 7), w_shape=(3, 2, 3, 2), seed=4, **settings)
-
-    def energy(x_, w_, b_):
-        return float(np.sum(dz * conv2d_forward(x_, w_, b_, **settings)))
-
-    dx, dw, db = conv2d_backward(dz, x, w, **settings)
-    assert relative_error(dx, numerical_gradient(lambda t: energy(t, w, b), x, CENTRAL_EPS)) < CENTRAL_RTOL
-    assert relative_error(dw, numerical_gradient(lambda t: energy(x, t, b), w, CENTRAL_EPS)) < CENTRAL_RTOL
-    assert relative_error(db, numerical_gradient(lambda t: energy(x, w, t), b, CENTRAL_EPS)) < CENTRAL_RTOL
+    assert_layer_gradients_match_central_differences(
+        conv2d_forward, conv2d_backward, dz, x, w, b, CENTRAL_EPS, CENTRAL_RTOL, **settings
+    )
 
 
 # In float64 a correct (map, transpose) pair gives <u, J v> = <Jᵀ u, v> up to rounding, ~1e-16
@@ -472,12 +467,8 @@ def test_property_examples_include_non_divisible_remainders():
     # The strategy must produce the interesting case, not only divisible sizes.
     from hypothesis import find
 
-    def remainder(cfg):
-        (sh, _), (ph, _), (dh, _) = (as_pair(cfg[k]) for k in ("stride", "padding", "dilation"))
-        return (cfg["x_shape"][2] + 2 * ph - dh * (cfg["w_shape"][2] - 1) - 1) % sh
-
-    found = find(conv_configs(), lambda cfg: remainder(cfg) != 0, settings=HYPOTHESIS)
-    assert remainder(found) != 0
+    found = find(conv_configs(), lambda cfg: stride_remainder(cfg) != 0, settings=HYPOTHESIS)
+    assert stride_remainder(found) != 0
 
 
 # --- im2col and col2im: the layer as matrix products (book: "The matrix view") ----------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import HYPOTHESIS, RTOL32, assert_close
+from helpers import HYPOTHESIS, RTOL32, assert_close, assert_layer_gradients_match_central_differences
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +20,7 @@ from cnnref.conv1d import (
     conv1d_forward,
     conv1d_forward_loop,
 )
-from cnnref.gradcheck import adjoint_test, numerical_gradient, relative_error
+from cnnref.gradcheck import adjoint_test, relative_error
 
 # Tolerances. Every comparison below is between two float64 evaluations of the same sums in a
 # different order (im2col + BLAS, loops, XLA): they differ by a few ulps of the largest entry
@@ -324,14 +324,9 @@ CENTRAL_RTOL = 1e-10
 @pytest.mark.parametrize("x_shape, w_shape, settings", [SETTINGS[0], SETTINGS[4], SETTINGS[5], SETTINGS[6]])
 def test_backward_matches_central_differences(x_shape, w_shape, settings):
     x, w, b, dz = _problem(x_shape, w_shape, settings, seed=10)
-
-    def energy(x_, w_, b_):
-        return float(np.sum(dz * conv1d_forward(x_, w_, b_, **settings)))
-
-    dx, dw, db = conv1d_backward(dz, x, w, **settings)
-    assert relative_error(dx, numerical_gradient(lambda t: energy(t, w, b), x, CENTRAL_EPS)) < CENTRAL_RTOL
-    assert relative_error(dw, numerical_gradient(lambda t: energy(x, t, b), w, CENTRAL_EPS)) < CENTRAL_RTOL
-    assert relative_error(db, numerical_gradient(lambda t: energy(x, w, t), b, CENTRAL_EPS)) < CENTRAL_RTOL
+    assert_layer_gradients_match_central_differences(
+        conv1d_forward, conv1d_backward, dz, x, w, b, CENTRAL_EPS, CENTRAL_RTOL, **settings
+    )
 
 
 # A correct (map, transpose) pair gives <u, J v> = <Jᵀ u, v> to rounding, ~1e-16 relative in

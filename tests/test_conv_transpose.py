@@ -22,8 +22,8 @@ from cnnref.conv_transpose import (
     conv_transpose2d_forward,
     conv_transpose2d_forward_loop,
 )
-from cnnref.gradcheck import adjoint_test, numerical_gradient, relative_error
-from helpers import HYPOTHESIS, RTOL32, as_pair, assert_close, int_or_pair
+from cnnref.gradcheck import adjoint_test, relative_error
+from helpers import HYPOTHESIS, RTOL32, as_pair, assert_close, assert_layer_gradients_match_central_differences, int_or_pair
 
 # assert_close's default tolerance is 1e-12 of the reference's largest magnitude: every output entry
 # is a sum of at most C_in/g · K_h · K_w ≤ a few dozen products here, and two float64 evaluations of
@@ -215,14 +215,9 @@ CENTRAL_EPS, CENTRAL_RTOL = 0.5, 1e-10
 @pytest.mark.parametrize("settings", [SETTINGS[2], SETTINGS[4], SETTINGS[6], SETTINGS[7]])
 def test_backward_matches_central_differences(settings):
     x, w, b, dy = _problem(x_shape=(1, 4, 3, 3), seed=3, **settings)
-
-    def energy(x_, w_, b_):
-        return float(np.sum(dy * conv_transpose2d_forward(x_, w_, b_, **settings)))
-
-    dx, dw, db = conv_transpose2d_backward(dy, x, w, **settings)
-    assert relative_error(dx, numerical_gradient(lambda t: energy(t, w, b), x, CENTRAL_EPS)) < CENTRAL_RTOL
-    assert relative_error(dw, numerical_gradient(lambda t: energy(x, t, b), w, CENTRAL_EPS)) < CENTRAL_RTOL
-    assert relative_error(db, numerical_gradient(lambda t: energy(x, w, t), b, CENTRAL_EPS)) < CENTRAL_RTOL
+    assert_layer_gradients_match_central_differences(
+        conv_transpose2d_forward, conv_transpose2d_backward, dy, x, w, b, CENTRAL_EPS, CENTRAL_RTOL, **settings
+    )
 
 
 # A correct (map, transpose) pair scores ~1e-16 in float64; 1e-13 leaves room for summation order

@@ -20,7 +20,7 @@ from cnnref.correlation import correlate2d
 from cnnref.dense import dense_backward, dense_forward
 from cnnref.gradcheck import adjoint_test, numerical_gradient, relative_error
 from cnnref.sizes import output_size
-from helpers import HYPOTHESIS, HYPOTHESIS_JAX, RTOL32, as_pair, assert_close, conv_read_mask, int_or_pair
+from helpers import HYPOTHESIS, HYPOTHESIS_JAX, RTOL32, as_pair, assert_close, conv_read_mask, int_or_pair, stride_remainder
 
 # Tolerances. Every comparison in float64 is of two evaluations of the same sums in another order:
 # they agree to a few ulps of the largest entry, and RTOL64 = 1e-12 (assert_close's default, see
@@ -139,15 +139,11 @@ def test_property_examples_include_depthwise_and_remainders():
     # (the explicit @example above has both at once).
     from hypothesis import find
 
-    def remainder(cfg):
-        (sh, _), (ph, _), (dh, _) = (as_pair(cfg[k]) for k in ("stride", "padding", "dilation"))
-        return (cfg["x_shape"][2] + 2 * ph - dh * (cfg["w_shape"][2] - 1) - 1) % sh
-
     def depthwise(cfg):
         return cfg["groups"] > 1 and cfg["w_shape"][1] == 1
 
     assert depthwise(find(grouped_configs(), depthwise, settings=HYPOTHESIS))
-    assert remainder(find(grouped_configs(), lambda c: c["groups"] > 1 and remainder(c), settings=HYPOTHESIS))
+    assert stride_remainder(find(grouped_configs(), lambda c: c["groups"] > 1 and stride_remainder(c), settings=HYPOTHESIS))
 
 
 # --- the grouped layer is G layers side by side, and the block-diagonal full layer -------------

@@ -19,6 +19,7 @@ from ..conv import conv2d_backward
 from ..correlation import correlate2d
 from ..pooling import avgpool2d_backward
 from ..sizes import output_size
+from .figures_matrix import operator_matrix
 
 __all__ = [
     "correlation_matrix",
@@ -58,13 +59,7 @@ def correlation_matrix(shape, kernel) -> np.ndarray:
     Kh, Kw = kernel.shape
     if Kh > H or Kw > W or kernel.size == 0:
         raise ValueError(f"kernel must be non-empty and fit in the {H}×{W} map, got shape {kernel.shape}")
-    columns = []
-    for p in range(H):
-        for q in range(W):
-            unit = np.zeros((H, W))
-            unit[p, q] = 1.0
-            columns.append(correlate2d(unit, kernel).ravel())
-    return np.stack(columns, axis=1)
+    return operator_matrix(lambda unit: correlate2d(unit.reshape(H, W), kernel), H * W)
 
 
 def tap_matrix(shape, kernel_shape) -> np.ndarray:
