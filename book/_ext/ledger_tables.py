@@ -335,7 +335,7 @@ def render_index(chapters, functions: dict[str, list[str]], bodies=None) -> str:
     ``bodies`` maps a label to its LaTeX, shown beside its number."""
     bodies = bodies or {}
     out = ["## The book's own equations", "",
-           "The chapters beyond the sources derive equations no source prints. Each is listed with "
+           "Several chapters derive equations that no source prints. Each is listed with "
            "the `cnnref` functions whose documentation cites it, where one does.", ""]
     for target, labels in chapters:
         if not labels:  # tests/test_ledger.py requires every indexed chapter to have equations
